@@ -1,0 +1,3 @@
+from mcobs.cli import main
+
+raise SystemExit(main())

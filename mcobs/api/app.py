@@ -1,0 +1,107 @@
+"""The HTTP API: health endpoints and the versioned JSON catalog API (aiohttp)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from mcobs.answer import ZonePlan
+from mcobs.api.render import cluster_json, service_json
+from mcobs.model import CatalogSnapshot, ServiceKey
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HubView(Protocol):
+    """What the API reads: the latest snapshot and the plan built from it."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def snapshot(self) -> CatalogSnapshot: ...
+
+    @property
+    def plan(self) -> ZonePlan: ...
+
+    @property
+    def stale_after(self) -> float: ...
+
+    def now(self) -> float: ...
+
+
+def error_json(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """API errors as JSON bodies, and never a stack trace to the client."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400 or not request.path.startswith("/api/"):
+            raise
+        return error_json(error.status, error.reason)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_json(500, "internal error")
+
+
+def _routes(hub: HubView) -> web.RouteTableDef:
+    routes = web.RouteTableDef()
+
+    @routes.get("/healthz")
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    @routes.get("/readyz")
+    async def readyz(request: web.Request) -> web.Response:
+        if hub.ready:
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "waiting for the first catalog snapshot"}, status=503)
+
+    @routes.get("/api/v1/clusters")
+    async def clusters(request: web.Request) -> web.Response:
+        now = hub.now()
+        reports = sorted(hub.snapshot.reports.values(), key=lambda r: r.cluster)
+        body: dict[str, Any] = {
+            "catalog_version": hub.snapshot.version,
+            "clusters": [cluster_json(r, now, hub.stale_after) for r in reports],
+        }
+        return web.json_response(body)
+
+    @routes.get("/api/v1/services")
+    async def services(request: web.Request) -> web.Response:
+        plan = hub.plan
+        return web.json_response(
+            {
+                "catalog_version": hub.snapshot.version,
+                "zone": plan.view.origin,
+                "services": [service_json(p) for p in plan.services.values()],
+            }
+        )
+
+    @routes.get("/api/v1/services/{namespace}/{name}")
+    async def service(request: web.Request) -> web.Response:
+        key = ServiceKey(request.match_info["namespace"], request.match_info["name"])
+        found = hub.plan.services.get(key)
+        if found is None:
+            return error_json(404, f"no exported service {key}")
+        return web.json_response(service_json(found))
+
+    return routes
+
+
+def make_app(hub: HubView, extra: Iterable[web.AbstractRouteDef] = ()) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+    app.add_routes(_routes(hub))
+    app.add_routes(list(extra))
+    return app

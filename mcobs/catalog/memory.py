@@ -1,0 +1,103 @@
+"""The embedded, in-process catalog (`mcobs demo` without Redis, and tests).
+
+Same contract as `RedisCatalog`: reports go through the codec on `put`, so what
+comes back is exactly what Redis would give back, and a report Redis readers
+would skip is refused here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Callable
+from types import MappingProxyType
+
+from mcobs.catalog.codec import report_from_bytes, report_to_bytes
+from mcobs.catalog.store import CatalogUnavailable
+from mcobs.model import CatalogSnapshot, ClusterReport
+
+
+class _Subscriber:
+    __slots__ = ("latest", "wake")
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self.latest = 0
+
+
+class MemoryCatalog:
+    """A `CatalogStore` in a dict.
+
+    `ttl`: forget a cluster `ttl` seconds after its last `put` (None: never),
+    judged by `clock` (Unix seconds).
+    """
+
+    def __init__(self, *, ttl: float | None = None, clock: Callable[[], float] = time.time) -> None:
+        if ttl is not None and ttl <= 0:
+            raise ValueError(f"ttl must be positive, got {ttl}")
+        self._ttl = ttl
+        self._clock = clock
+        self._reports: dict[str, ClusterReport] = {}
+        self._deadlines: dict[str, float] = {}
+        self._version = 0
+        self._subscribers: set[_Subscriber] = set()
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CatalogUnavailable("catalog is closed")
+
+    def _changed(self) -> None:
+        self._version += 1
+        for sub in self._subscribers:
+            sub.latest = self._version
+            sub.wake.set()
+
+    def _expired(self, now: float) -> list[str]:
+        return [c for c, deadline in self._deadlines.items() if deadline <= now]
+
+    async def put(self, report: ClusterReport) -> None:
+        self._check_open()
+        stored = report_from_bytes(report_to_bytes(report))  # validates, and copies
+        now = self._clock()
+        self._reports[stored.cluster] = stored
+        if self._ttl is None:
+            self._deadlines.pop(stored.cluster, None)
+        else:
+            self._deadlines[stored.cluster] = now + self._ttl
+        for cluster in self._expired(now):
+            del self._reports[cluster], self._deadlines[cluster]
+        self._changed()
+
+    async def remove(self, cluster: str) -> None:
+        self._check_open()
+        self._deadlines.pop(cluster, None)
+        if self._reports.pop(cluster, None) is not None:
+            self._changed()
+
+    async def snapshot(self) -> CatalogSnapshot:
+        self._check_open()
+        expired = set(self._expired(self._clock()))
+        reports = {c: r for c, r in self._reports.items() if c not in expired}
+        return CatalogSnapshot(MappingProxyType(reports), self._version)
+
+    async def subscribe(self) -> AsyncGenerator[int | None, None]:
+        if self._closed:
+            return
+        sub = _Subscriber()
+        self._subscribers.add(sub)
+        try:
+            yield None
+            while True:
+                await sub.wake.wait()
+                sub.wake.clear()
+                if self._closed:
+                    return
+                yield sub.latest
+        finally:
+            self._subscribers.discard(sub)
+
+    async def close(self) -> None:
+        self._closed = True
+        for sub in self._subscribers:
+            sub.wake.set()

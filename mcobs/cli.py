@@ -1,0 +1,208 @@
+"""`mcobs` command line: the only place that wires everything together."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from mcobs.config import ConfigError, Settings, load_settings, parse_settings
+
+log = logging.getLogger("mcobs")
+
+DEMO_ZONE = "global.example.com"
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # The kubernetes client logs request details (with headers) at DEBUG; keep it quiet.
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(Path(args.file))
+    except ConfigError as error:
+        print(f"{error.source}: {len(error.problems)} problem(s)", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    dns, http = settings.dns, settings.http
+    print(
+        f"{args.file}: ok (zone {settings.zone}, {len(settings.clusters)} clusters, "
+        f"DNS {dns.host}:{dns.port}, HTTP {http.host}:{http.port})"
+    )
+    return 0
+
+
+async def _serve(settings: Settings) -> None:
+    from mcobs.catalog.redis import RedisCatalog
+    from mcobs.hub import Hub
+
+    store = RedisCatalog.from_url(settings.redis.url, prefix=settings.redis.prefix)
+    try:
+        async with Hub(settings, store) as hub:
+            log.info(
+                "serving zone %s: DNS on %s:%d, HTTP on %s:%d",
+                settings.zone,
+                settings.dns.host,
+                hub.dns_port,
+                settings.http.host,
+                hub.http_port,
+            )
+            await hub.wait()
+    finally:
+        await store.close()
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(Path(args.config))
+    except ConfigError as error:
+        for problem in error.problems:
+            log.error("%s: %s", error.source, problem)
+        return 1
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(settings))
+    return 0
+
+
+def demo_settings(fleet: object, kubeconfig: Path, dns_port: int, http_port: int) -> Settings:
+    from mcobs.sim.fleet import SimFleet
+
+    assert isinstance(fleet, SimFleet)
+    return parse_settings(
+        {
+            "zone": DEMO_ZONE,
+            "dns": {
+                "host": "127.0.0.1",
+                "port": dns_port,
+                "nameservers": [{"name": f"ns1.{DEMO_ZONE}", "addresses": ["127.0.0.1"]}],
+            },
+            "http": {"host": "127.0.0.1", "port": http_port},
+            "clusters": [
+                {
+                    "name": c.name,
+                    "region": c.region,
+                    "kubeconfig": str(kubeconfig),
+                    "context": c.name,
+                    "prometheus_url": c.prometheus_url,
+                }
+                for c in fleet.clusters
+            ],
+        },
+        source="demo",
+    )
+
+
+def _demo_banner(dns_port: int, http_port: int, kubeconfig: Path, store: str) -> str:
+    name = f"web.default.{DEMO_ZONE}"
+    api = f"127.0.0.1:{http_port}/api/v1"
+    return f"""
+mcobs demo is running: 3 simulated clusters, catalog: {store}
+  kubeconfig of the simulated clusters: {kubeconfig}
+
+Try:
+  dig @127.0.0.1 -p {dns_port} {name} A
+  dig @127.0.0.1 -p {dns_port} _http._tcp.{name} SRV
+  curl {api}/clusters
+  curl {api}/services
+  curl {api}/services/default/web
+  curl -X POST {api}/sim/clusters/us-east/outage      # us-east stops answering
+  curl -X POST {api}/sim/clusters/us-east/recover
+  curl -X POST {api}/sim/clusters/eu-west/services/default/web/ready -d '{{"ready": 0}}'
+  kubectl --kubeconfig {kubeconfig} --context eu-west get services,endpointslices,nodes -A
+
+Press Ctrl-C to stop.
+"""
+
+
+async def _demo(args: argparse.Namespace) -> None:
+    from mcobs.catalog.memory import MemoryCatalog
+    from mcobs.catalog.redis import RedisCatalog
+    from mcobs.catalog.store import CatalogStore
+    from mcobs.hub import Hub
+    from mcobs.sim.control import sim_routes
+    from mcobs.sim.fleet import SimFleet
+
+    fleet = SimFleet.default(clusters=args.clusters)
+    await fleet.start()
+    workdir = Path(tempfile.mkdtemp(prefix="mcobs-demo-"))
+    kubeconfig = fleet.write_kubeconfig(
+        Path(args.kubeconfig) if args.kubeconfig else workdir / "kubeconfig"
+    )
+    settings = demo_settings(fleet, kubeconfig, args.dns_port, args.http_port)
+    store: CatalogStore
+    if args.redis_url:
+        store = RedisCatalog.from_url(args.redis_url, prefix="mcobs-demo")
+    else:
+        store = MemoryCatalog()
+    try:
+        async with Hub(settings, store, extra_routes=sim_routes(fleet)) as hub:
+            print(
+                _demo_banner(
+                    hub.dns_port,
+                    hub.http_port,
+                    kubeconfig,
+                    args.redis_url or "embedded (in-process)",
+                ),
+                flush=True,
+            )
+            await hub.wait()
+    finally:
+        await store.close()
+        await fleet.stop()
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_demo(args))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcobs", description="Multi-cluster catalog, health-weighted DNS and failover."
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the hub against real clusters")
+    serve.add_argument("--config", required=True, help="YAML configuration file")
+    serve.set_defaults(handler=_serve_command)
+
+    demo = commands.add_parser("demo", help="run the hub against simulated clusters")
+    demo.add_argument("--dns-port", type=int, default=5353)
+    demo.add_argument("--http-port", type=int, default=8080)
+    demo.add_argument("--clusters", type=int, default=3, choices=range(1, 101), metavar="N")
+    demo.add_argument("--redis-url", help="use this Redis as the catalog (default: embedded)")
+    demo.add_argument("--kubeconfig", help="where to write the simulated clusters' kubeconfig")
+    demo.set_defaults(handler=_demo_command)
+
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file")
+    check.set_defaults(handler=_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

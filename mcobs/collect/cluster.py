@@ -1,0 +1,231 @@
+"""One cluster's collector: watches, health sweeps, and reports to the catalog.
+
+Services, EndpointSlices and Nodes are watched; every `interval` a sweep
+probes `/readyz` and reads the Prometheus signals, and the pure health code
+turns both into the cluster's health. A report goes to the catalog after each
+sweep and soon after any watched change. A broken watch triggers an early
+sweep, so an outage is noticed in about a second instead of a full interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+import aiohttp
+
+from mcobs.catalog.store import CatalogStore, CatalogUnavailable
+from mcobs.collect.convert import (
+    SlimService,
+    SlimSlice,
+    cluster_services,
+    node_ready,
+    to_service,
+    to_slice,
+)
+from mcobs.collect.credentials import CredentialsError
+from mcobs.collect.kubeapi import KubeApi, KubeError, describe
+from mcobs.collect.reflector import Reflector
+from mcobs.health import Assessment, HealthPolicy, assess
+from mcobs.model import UNKNOWN_HEALTH, ApiProbe, ClusterReport, Signal
+
+log = logging.getLogger(__name__)
+
+COALESCE_SECONDS = 0.05
+RETRY_AFTER_FAILURE = 1.0
+MIN_SWEEP_GAP = 0.25
+CREDENTIALS_RETRY = 30.0
+
+
+AnyReflector = Reflector[SlimService] | Reflector[SlimSlice] | Reflector[bool]
+
+
+class SignalSource(Protocol):
+    async def read(self) -> tuple[Signal, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterIdentity:
+    name: str
+    region: str
+    weight: float = 1.0
+    priority: int = 0
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+class ClusterCollector:
+    def __init__(
+        self,
+        *,
+        identity: ClusterIdentity,
+        connect: Callable[[], Awaitable[KubeApi]],
+        signals: SignalSource | None,
+        store: CatalogStore,
+        policy: HealthPolicy,
+        interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.identity = identity
+        self._connect = connect
+        self._signals = signals
+        self._store = store
+        self._policy = policy
+        self._interval = interval
+        self._clock = clock
+        self._api: KubeApi | None = None
+        self._services: Reflector[SlimService] | None = None
+        self._slices: Reflector[SlimSlice] | None = None
+        self._nodes: Reflector[bool] | None = None
+        self._assessment: Assessment | None = None
+        self._last_probe = ApiProbe(reachable=False, error="not probed yet")
+        self._last_signals: tuple[Signal, ...] = ()
+        self._dirty = asyncio.Event()
+        self._sweep_now = asyncio.Event()
+        self.last_report: ClusterReport | None = None
+
+    # -- watches -------------------------------------------------------------
+
+    def _changed(self) -> None:
+        self._dirty.set()
+
+    def _watch_failed(self, message: str) -> None:
+        self._sweep_now.set()
+
+    def _reflectors(
+        self, api: KubeApi
+    ) -> list[Reflector[SlimService] | Reflector[SlimSlice] | Reflector[bool]]:
+        name = self.identity.name
+        self._services = Reflector(
+            api=api,
+            path="/api/v1/services",
+            convert=to_service,
+            on_change=self._changed,
+            on_error=self._watch_failed,
+            label=f"{name} services",
+        )
+        self._slices = Reflector(
+            api=api,
+            path="/apis/discovery.k8s.io/v1/endpointslices",
+            convert=to_slice,
+            on_change=self._changed,
+            on_error=self._watch_failed,
+            label=f"{name} endpointslices",
+        )
+        self._nodes = Reflector(
+            api=api,
+            path="/api/v1/nodes",
+            convert=node_ready,
+            on_change=self._changed,
+            on_error=self._watch_failed,
+            label=f"{name} nodes",
+        )
+        return [self._services, self._slices, self._nodes]
+
+    # -- sweeps --------------------------------------------------------------
+
+    async def _probe(self) -> ApiProbe:
+        if self._api is None:
+            return ApiProbe(reachable=False, error="not connected")
+        started = time.perf_counter()
+        try:
+            status, _ = await self._api.get_text("/readyz")
+        except (KubeError, aiohttp.ClientError, TimeoutError, OSError) as error:
+            return ApiProbe(reachable=False, error=describe(error))
+        latency = time.perf_counter() - started
+        nodes = self._nodes
+        ready = sum(nodes.items.values()) if nodes and nodes.synced else 0
+        total = len(nodes.items) if nodes and nodes.synced else 0
+        return ApiProbe(
+            reachable=True,
+            latency_s=latency,
+            readyz_ok=status == 200,
+            nodes_ready=ready,
+            nodes_total=total,
+        )
+
+    async def sweep(self) -> ClusterReport:
+        """Probe, read signals, assess health, and report; returns the report."""
+        if self._signals is not None:
+            probe, self._last_signals = await asyncio.gather(self._probe(), self._signals.read())
+        else:
+            probe = await self._probe()
+        self._last_probe = probe
+        self._assessment = assess(probe, self._last_signals, self._assessment, self._policy)
+        return await self._publish()
+
+    def compose(self) -> ClusterReport:
+        services, slices = self._services, self._slices
+        return ClusterReport(
+            cluster=self.identity.name,
+            region=self.identity.region,
+            observed_at=self._clock(),
+            probe=self._last_probe,
+            health=self._assessment.health if self._assessment else UNKNOWN_HEALTH,
+            services=cluster_services(
+                self.identity.name,
+                services.items.values() if services else (),
+                slices.items.values() if slices else (),
+            ),
+            signals=self._last_signals,
+            weight=self.identity.weight,
+            priority=self.identity.priority,
+            labels=self.identity.labels,
+            services_synced=bool(services and services.synced and slices and slices.synced),
+        )
+
+    async def _publish(self) -> ClusterReport:
+        report = self.compose()
+        try:
+            await self._store.put(report)
+        except CatalogUnavailable as error:
+            log.warning("%s: catalog unavailable, will retry: %s", report.cluster, error)
+            self._dirty.set()
+        self.last_report = report
+        return report
+
+    # -- loops ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Collect until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._watch_loop())
+            tasks.create_task(self._sweep_loop())
+            tasks.create_task(self._publish_loop())
+
+    async def _watch_loop(self) -> None:
+        while True:
+            try:
+                self._api = await self._connect()
+            except CredentialsError as error:
+                log.error("%s: %s", self.identity.name, error)
+                self._last_probe = ApiProbe(reachable=False, error=str(error))
+                await asyncio.sleep(CREDENTIALS_RETRY)
+                continue
+            async with asyncio.TaskGroup() as tasks:
+                for reflector in self._reflectors(self._api):
+                    tasks.create_task(reflector.run())
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            report = await self.sweep()
+            delay = self._interval if report.probe.reachable else RETRY_AFTER_FAILURE
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sweep_now.wait(), min(delay, self._interval))
+            self._sweep_now.clear()
+            await asyncio.sleep(MIN_SWEEP_GAP)
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(COALESCE_SECONDS)
+            self._dirty.clear()
+            if self._assessment is not None:
+                await self._publish()
+            else:
+                await asyncio.sleep(RETRY_AFTER_FAILURE)

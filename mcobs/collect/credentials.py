@@ -1,0 +1,76 @@
+"""Kubernetes credentials, loaded by the official `kubernetes` client's config loaders.
+
+The official loader understands every kubeconfig form (tokens, client
+certificates, exec and auth-provider plugins, in-cluster service accounts).
+mcobs borrows its result and talks to the API over aiohttp, so one event loop
+can watch many clusters without a thread per watch.
+
+Tokens live only in `KubeCredentials.headers()`; its repr hides them.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+
+
+class CredentialsError(Exception):
+    """A cluster's kubeconfig or in-cluster configuration could not be loaded."""
+
+
+@dataclass(frozen=True)
+class KubeCredentials:
+    server: str
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    _configuration: Any = field(default=None, repr=False, compare=False)
+
+    def headers(self) -> dict[str, str]:
+        """Authorization headers; `auth_settings` runs the loader's refresh hook when set."""
+        cfg = self._configuration
+        if cfg is None:
+            return {}
+        headers: dict[str, str] = {}
+        for setting in cfg.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[str(setting["key"]).title()] = str(setting["value"])
+        return headers
+
+
+def _ssl_context(cfg: Any) -> ssl.SSLContext | None:
+    if not str(cfg.host).startswith("https://"):
+        return None
+    context = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+    if not cfg.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if cfg.cert_file:
+        context.load_cert_chain(cfg.cert_file, cfg.key_file)
+    return context
+
+
+def load_credentials(
+    kubeconfig: Path | None, context: str | None, in_cluster: bool
+) -> KubeCredentials:
+    """Blocking (exec plugins run here): call it off the event loop."""
+    cfg = kube_client.Configuration()
+    try:
+        if in_cluster:
+            kube_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        else:
+            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig) if kubeconfig else None,
+                context=context,
+                client_configuration=cfg,
+                persist_config=False,
+            )
+        return KubeCredentials(
+            server=str(cfg.host).rstrip("/"), ssl_context=_ssl_context(cfg), _configuration=cfg
+        )
+    except (kube_config.ConfigException, OSError, ssl.SSLError, ValueError) as error:
+        source = "in-cluster config" if in_cluster else f"kubeconfig context {context or '-'}"
+        raise CredentialsError(f"{source}: {error}") from None

@@ -1,0 +1,239 @@
+"""Load and validate the YAML configuration into frozen settings.
+
+Every problem is reported at once, each with the path of the bad field
+(`clusters[1].prometheus_url: ...`), so one run of `mcobs check-config` is
+enough to fix a file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOST = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` lists every reason with its path."""
+
+    def __init__(self, source: str, problems: Iterable[str]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__(f"{source}: " + "; ".join(self.problems))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+def normalise_zone(value: str) -> str:
+    """`Global.Example.com` -> `global.example.com.`; raises ValueError when not a domain."""
+    name = value.strip().lower().rstrip(".")
+    if not _HOST.match(name) or len(name) > 200:
+        raise ValueError(f"{value!r} is not a valid domain name")
+    return name + "."
+
+
+class NameserverSettings(_Frozen):
+    name: str
+    addresses: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return normalise_zone(value)
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(ipaddress.ip_address(a)) for a in value)
+
+
+class DnsSettings(_Frozen):
+    host: str = "0.0.0.0"
+    port: int = Field(53, ge=0, le=65535)
+    default_ttl: int = Field(
+        5, ge=0, le=86400, description="TTL of answers unless a Service sets mcobs.io/ttl"
+    )
+    negative_ttl: int = Field(30, ge=0, le=86400, description="SOA minimum (RFC 2308)")
+    nameservers: tuple[NameserverSettings, ...] = ()
+    hostmaster: str | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        ipaddress.ip_address(value)
+        return value
+
+
+class HttpSettings(_Frozen):
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=0, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        ipaddress.ip_address(value)
+        return value
+
+
+class RedisSettings(_Frozen):
+    url: str = Field("redis://127.0.0.1:6379/0", description="redis:// or rediss:// URL")
+    prefix: str = Field("mcobs", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+class SignalSettings(_Frozen):
+    """A PromQL expression evaluated per cluster; its first sample is the signal value."""
+
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    query: str = Field(min_length=1)
+    healthy_min: float | None = Field(None, description="below this: degraded")
+    healthy_max: float | None = Field(None, description="above this: degraded")
+    down_min: float | None = Field(None, description="below this: down")
+    down_max: float | None = Field(None, description="above this: down")
+
+
+DEFAULT_SIGNALS = (SignalSettings(name="targets_up", query="sum(up) / count(up)", healthy_min=0.9),)
+
+
+class CollectSettings(_Frozen):
+    interval: Seconds = Field(5.0, description="seconds between health sweeps of a cluster")
+    timeout: Seconds = Field(3.0, description="timeout of one request to a cluster")
+    down_after_failures: int = Field(2, ge=1, le=100)
+    stale_after: Seconds = Field(30.0, description="a cluster that has not reported is down")
+    slow_api_seconds: Seconds = Field(1.0, description="API latency above this: degraded")
+    signals: tuple[SignalSettings, ...] = DEFAULT_SIGNALS
+
+    @model_validator(mode="after")
+    def _stale_after_interval(self) -> Self:
+        if self.stale_after <= self.interval:
+            raise ValueError("stale_after must be longer than interval")
+        names = [s.name for s in self.signals]
+        if len(names) != len(set(names)):
+            raise ValueError("signal names must be unique")
+        return self
+
+
+class ClusterSettings(_Frozen):
+    name: str
+    region: str = Field("default", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    labels: Mapping[str, str] = Field(default_factory=dict)
+    kubeconfig: Path | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    prometheus_url: AnyHttpUrl | None = None
+    weight: float = Field(1.0, ge=0, le=1000)
+    priority: int = Field(0, ge=0, le=65535)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _LABEL.match(value):
+            raise ValueError("must be a DNS label: lower-case letters, digits and '-', 1-63 long")
+        return value
+
+    @model_validator(mode="after")
+    def _one_credential_source(self) -> Self:
+        if self.in_cluster and (self.kubeconfig or self.context):
+            raise ValueError("in_cluster excludes kubeconfig and context")
+        return self
+
+
+class Settings(_Frozen):
+    zone: str
+    dns: DnsSettings = DnsSettings()
+    http: HttpSettings = HttpSettings()
+    redis: RedisSettings = RedisSettings()
+    collect: CollectSettings = CollectSettings()
+    clusters: tuple[ClusterSettings, ...]
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return normalise_zone(value)
+
+    @field_validator("clusters")
+    @classmethod
+    def _some_clusters(cls, value: tuple[ClusterSettings, ...]) -> tuple[ClusterSettings, ...]:
+        if not value:
+            raise ValueError("list at least one cluster")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_clusters(self) -> Self:
+        names = [c.name for c in self.clusters]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"cluster names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def nameservers(self) -> tuple[NameserverSettings, ...]:
+        """Configured nameservers, or `ns1.<zone>` without glue."""
+        return self.dns.nameservers or (NameserverSettings(name="ns1." + self.zone),)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.startswith(("function-", "value_error")):
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _describe(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors(include_url=False):
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{_location(tuple(item['loc']))}: {message}")
+    return problems
+
+
+def parse_settings(data: Any, source: str = "<config>") -> Settings:
+    """Validate already-loaded YAML/JSON data; raises ConfigError with every problem."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, ["(top level): must be a mapping"])
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(source, _describe(error)) from None
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate a YAML file; raises ConfigError with every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(str(path), [f"cannot read: {error.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(str(path), [f"not valid YAML: {error}"]) from None
+    return parse_settings(data, str(path))

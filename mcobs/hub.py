@@ -1,0 +1,277 @@
+"""The hub: collectors -> catalog -> zone plan -> DNS and HTTP, wired together.
+
+`Hub` owns the long-running tasks. Each piece is built by the caller (the CLI,
+a test) and passed in, so tests can swap any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from mcobs.answer import ZonePlan, ZonePolicy, build_zone
+from mcobs.api.app import make_app
+from mcobs.catalog.store import CatalogStore, CatalogWatcher
+from mcobs.collect.cluster import ClusterCollector, ClusterIdentity
+from mcobs.collect.credentials import load_credentials
+from mcobs.collect.kubeapi import KubeApi, new_session
+from mcobs.collect.prom import PrometheusSignals, SignalQuery
+from mcobs.config import ClusterSettings, Settings
+from mcobs.dnsserver.server import DnsServer
+from mcobs.health import HealthPolicy, SignalBounds
+from mcobs.model import EMPTY_SNAPSHOT, CatalogSnapshot
+from mcobs.zone import Nameserver
+
+log = logging.getLogger(__name__)
+
+MAX_REPLAN_DELAY = 5.0
+PROMETHEUS_THREADS = 8
+
+
+def zone_policy(settings: Settings) -> ZonePolicy:
+    return ZonePolicy(
+        origin=settings.zone,
+        nameservers=tuple(Nameserver(ns.name, ns.addresses) for ns in settings.nameservers),
+        default_ttl=settings.dns.default_ttl,
+        negative_ttl=settings.dns.negative_ttl,
+        stale_after=settings.collect.stale_after,
+        hostmaster=settings.dns.hostmaster,
+    )
+
+
+def health_policy(settings: Settings) -> HealthPolicy:
+    collect = settings.collect
+    return HealthPolicy(
+        down_after_failures=collect.down_after_failures,
+        stale_after=collect.stale_after,
+        slow_api_seconds=collect.slow_api_seconds,
+        signals={
+            s.name: SignalBounds(s.healthy_min, s.healthy_max, s.down_min, s.down_max)
+            for s in collect.signals
+        },
+    )
+
+
+class Planner:
+    """Keeps the zone plan in step with the catalog and with the clock (staleness)."""
+
+    def __init__(self, policy: ZonePolicy, clock: Callable[[], float]) -> None:
+        self._policy = policy
+        self._clock = clock
+        self.snapshot: CatalogSnapshot = EMPTY_SNAPSHOT
+        self.plan: ZonePlan = build_zone(EMPTY_SNAPSHOT, policy, clock())
+        self.loaded = False
+        self._replan = asyncio.Event()
+
+    def on_snapshot(self, snapshot: CatalogSnapshot) -> None:
+        self.snapshot = snapshot
+        self.loaded = True
+        self.replan()
+
+    def replan(self) -> None:
+        plan = build_zone(self.snapshot, self._policy, self._clock())
+        if plan.view == self.plan.view:
+            # Same records: keep the old view object so the DNS answer cache survives.
+            plan = ZonePlan(self.plan.view, plan.services)
+        self.plan = plan
+        self._replan.set()
+
+    def _next_stale_in(self) -> float:
+        now = self._clock()
+        deadlines = [
+            r.observed_at + self._policy.stale_after - now
+            for r in self.snapshot.reports.values()
+            if r.observed_at + self._policy.stale_after > now
+        ]
+        return min([MAX_REPLAN_DELAY, *deadlines])
+
+    async def run(self) -> None:
+        """Re-plan when a report turns stale even if nothing else changes."""
+        while True:
+            self._replan.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._replan.wait(), max(0.05, self._next_stale_in()))
+            if not self._replan.is_set():
+                self.replan()
+
+
+class HubState:
+    """The read side the HTTP API sees (implements `mcobs.api.app.HubView`)."""
+
+    def __init__(self, planner: Planner, stale_after: float, clock: Callable[[], float]) -> None:
+        self._planner = planner
+        self._stale_after = stale_after
+        self._clock = clock
+
+    @property
+    def ready(self) -> bool:
+        return self._planner.loaded
+
+    @property
+    def snapshot(self) -> CatalogSnapshot:
+        return self._planner.snapshot
+
+    @property
+    def plan(self) -> ZonePlan:
+        return self._planner.plan
+
+    @property
+    def stale_after(self) -> float:
+        return self._stale_after
+
+    def now(self) -> float:
+        return self._clock()
+
+
+def build_collectors(
+    settings: Settings,
+    store: CatalogStore,
+    session: aiohttp.ClientSession,
+    executor: Executor,
+    clock: Callable[[], float],
+    on_close: list[Callable[[], None]],
+) -> list[ClusterCollector]:
+    """One collector per configured cluster; cleanups for their clients go to `on_close`."""
+    policy = health_policy(settings)
+    queries = [SignalQuery(s.name, s.query) for s in settings.collect.signals]
+    timeout = settings.collect.timeout
+
+    def connector(cluster: ClusterSettings) -> Callable[[], Awaitable[KubeApi]]:
+        async def connect() -> KubeApi:
+            credentials = await asyncio.to_thread(
+                load_credentials, cluster.kubeconfig, cluster.context, cluster.in_cluster
+            )
+            return KubeApi(session, credentials, timeout)
+
+        return connect
+
+    collectors = []
+    for cluster in settings.clusters:
+        signals = None
+        if cluster.prometheus_url and queries:
+            signals = PrometheusSignals(str(cluster.prometheus_url), queries, timeout, executor)
+            on_close.append(signals.close)
+        identity = ClusterIdentity(
+            cluster.name, cluster.region, cluster.weight, cluster.priority, dict(cluster.labels)
+        )
+        collectors.append(
+            ClusterCollector(
+                identity=identity,
+                connect=connector(cluster),
+                signals=signals,
+                store=store,
+                policy=policy,
+                interval=settings.collect.interval,
+                clock=clock,
+            )
+        )
+    return collectors
+
+
+class Hub:
+    """Runs collectors, the catalog watcher, the planner, DNS and HTTP until stopped.
+
+    `async with Hub(...) as hub:` starts everything; leaving the block stops it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: CatalogStore,
+        *,
+        extra_routes: Sequence[web.AbstractRouteDef] = (),
+        clock: Callable[[], float] = time.time,
+        collect: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.planner = Planner(zone_policy(settings), clock)
+        self.state = HubState(self.planner, settings.collect.stale_after, clock)
+        self._extra_routes = extra_routes
+        self._collect = collect
+        self._stack = contextlib.AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.collectors: list[ClusterCollector] = []
+        self.dns: DnsServer | None = None
+        self.http_port = 0
+        self._stopped = asyncio.Event()
+
+    @property
+    def dns_port(self) -> int:
+        assert self.dns is not None
+        return self.dns.port
+
+    async def __aenter__(self) -> Hub:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def _start(self) -> None:
+        stack = self._stack
+        watcher = CatalogWatcher(self.store, on_change=self.planner.on_snapshot)
+        watcher.start()
+        stack.push_async_callback(watcher.stop)
+
+        self.dns = DnsServer(
+            lambda: self.planner.plan.view, self.settings.dns.host, self.settings.dns.port
+        )
+        await self.dns.start()
+        stack.push_async_callback(self.dns.stop)
+
+        runner = web.AppRunner(make_app(self.state, self._extra_routes), access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, self.settings.http.host, self.settings.http.port)
+        await site.start()
+        self.http_port = runner.addresses[0][1]
+
+        self._spawn(self.planner.run(), "planner")
+        if self._collect:
+            session = new_session()
+            stack.push_async_callback(session.close)
+            executor = ThreadPoolExecutor(max_workers=PROMETHEUS_THREADS, thread_name_prefix="prom")
+            stack.callback(executor.shutdown, wait=False, cancel_futures=True)
+            closers: list[Callable[[], None]] = []
+            self.collectors = build_collectors(
+                self.settings, self.store, session, executor, self.clock, closers
+            )
+            for close in closers:
+                stack.callback(close)
+            for collector in self.collectors:
+                self._spawn(collector.run(), f"collector {collector.identity.name}")
+        stack.push_async_callback(self._cancel_tasks)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s stopped: %r", task.get_name(), task.exception())
+            self._stopped.set()
+
+    async def _cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def wait(self) -> None:
+        """Until a background task fails (or forever)."""
+        await self._stopped.wait()
