@@ -156,7 +156,18 @@ class ClusterCollector:
         else:
             probe = await self._probe()
         self._last_probe = probe
+        before = self._assessment.health.state if self._assessment else None
         self._assessment = assess(probe, self._last_signals, self._assessment, self._policy)
+        after = self._assessment.health
+        if after.state != before:
+            log.log(
+                logging.INFO if after.state.serves else logging.WARNING,
+                "cluster %s is %s (score %.2f)%s",
+                self.identity.name,
+                after.state.value,
+                after.score,
+                ": " + "; ".join(after.reasons) if after.reasons else "",
+            )
         return await self._publish()
 
     def compose(self) -> ClusterReport:

@@ -35,6 +35,8 @@ def describe(error: BaseException) -> str:
         return "timed out"
     if isinstance(error, aiohttp.ClientConnectorError):
         return f"cannot connect: {error.os_error.strerror or error.os_error}"
+    if isinstance(error, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return "connection closed by the server"
     if isinstance(error, aiohttp.ClientResponseError):
         return f"HTTP {error.status}"
     if isinstance(error, KubeError):

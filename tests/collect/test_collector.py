@@ -1,0 +1,235 @@
+"""Collectors against the simulated clusters, through the real client libraries."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from mcobs.catalog.memory import MemoryCatalog
+from mcobs.collect.cluster import ClusterCollector, ClusterIdentity
+from mcobs.collect.credentials import CredentialsError, load_credentials
+from mcobs.collect.kubeapi import Expired, KubeApi, new_session
+from mcobs.collect.prom import PrometheusSignals, SignalQuery
+from mcobs.collect.reflector import Reflector
+from mcobs.health import HealthPolicy, SignalBounds
+from mcobs.model import HealthState, ServiceKey
+from mcobs.sim.cluster import ServiceSpec
+from mcobs.sim.fleet import SimFleet
+
+POLICY = HealthPolicy(signals={"targets_up": SignalBounds(healthy_min=0.9)})
+TARGETS_UP = SignalQuery("targets_up", "sum(up) / count(up)")
+
+
+@pytest.fixture
+async def fleet() -> AsyncIterator[SimFleet]:
+    async with SimFleet.default(clusters=2) as running:
+        yield running
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with new_session() as client:
+        yield client
+
+
+@pytest.fixture
+def executor() -> Any:
+    pool = ThreadPoolExecutor(2)
+    yield pool
+    pool.shutdown()
+
+
+async def kube_api(fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession) -> KubeApi:
+    kubeconfig = fleet.write_kubeconfig(tmp_path / "kubeconfig")
+    credentials = await asyncio.to_thread(load_credentials, kubeconfig, "eu-west", False)
+    return KubeApi(session, credentials, timeout=2.0)
+
+
+async def until(check: Any, limit: float = 10.0) -> None:
+    for _ in range(int(limit / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_credentials_hide_the_token(fleet: SimFleet, tmp_path: Path) -> None:
+    kubeconfig = fleet.write_kubeconfig(tmp_path / "kubeconfig")
+    credentials = load_credentials(kubeconfig, "eu-west", False)
+    token = fleet.cluster("eu-west").token
+    assert credentials.headers() == {"Authorization": f"Bearer {token}"}
+    assert token not in repr(credentials)
+    with pytest.raises(CredentialsError, match="kubeconfig context nowhere"):
+        load_credentials(kubeconfig, "nowhere", False)
+
+
+async def test_collector_reports_services_health_and_signals(
+    fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession, executor: Any
+) -> None:
+    api = await kube_api(fleet, tmp_path, session)
+    store = MemoryCatalog()
+    signals = PrometheusSignals(
+        fleet.cluster("eu-west").prometheus_url, [TARGETS_UP], 2.0, executor
+    )
+
+    async def connect() -> KubeApi:
+        return api
+
+    collector = ClusterCollector(
+        identity=ClusterIdentity("eu-west", "europe-west", weight=2.0),
+        connect=connect,
+        signals=signals,
+        store=store,
+        policy=POLICY,
+        interval=0.2,
+    )
+    task = asyncio.create_task(collector.run())
+    try:
+        await until(
+            lambda: collector.last_report is not None and collector.last_report.services_synced
+        )
+        await until(lambda: len(collector.last_report.services) == 2)  # type: ignore[union-attr]
+        report = (await store.snapshot()).reports["eu-west"]
+        assert report.health.state is HealthState.HEALTHY
+        assert report.weight == 2.0
+        assert report.probe.nodes_ready == 3
+        assert [(s.name, s.value) for s in report.signals] == [("targets_up", 1.0)]
+        web = next(s for s in report.services if s.key == ServiceKey("default", "web"))
+        assert web.addresses == ("192.0.2.1", "2001:db8:1::1")
+        assert (web.ready_endpoints, web.total_endpoints) == (3, 3)
+
+        # A watched change reaches the catalog without waiting for a sweep.
+        fleet.set_ready("eu-west", "default", "web", 1)
+        await until(lambda: _ready(store_report(collector), "web") == 1)
+
+        # A Service with bad annotations is still collected; the problems travel with it.
+        fleet.put_service(
+            "eu-west",
+            ServiceSpec(
+                namespace="shop",
+                name="cart",
+                annotations={"mcobs.io/global": "true", "mcobs.io/ttl": "soon"},
+                addresses=("192.0.2.77",),
+            ),
+        )
+        await until(lambda: _ready(store_report(collector), "cart") == 3)
+
+        # A Prometheus signal below its threshold degrades the cluster.
+        fleet.pin_query("eu-west", TARGETS_UP.query, 0.5)
+        await until(lambda: store_report(collector).health.state is HealthState.DEGRADED)
+        assert store_report(collector).health.reasons == ("signal targets_up = 0.5 < 0.9",)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        signals.close()
+
+
+def store_report(collector: ClusterCollector) -> Any:
+    assert collector.last_report is not None
+    return collector.last_report
+
+
+def _ready(report: Any, name: str) -> int | None:
+    for service in report.services:
+        if service.key.name == name:
+            return int(service.ready_endpoints)
+    return None
+
+
+async def test_outage_marks_the_cluster_down_within_seconds_and_recovers(
+    fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    api = await kube_api(fleet, tmp_path, session)
+
+    async def connect() -> KubeApi:
+        return api
+
+    collector = ClusterCollector(
+        identity=ClusterIdentity("eu-west", "europe-west"),
+        connect=connect,
+        signals=None,
+        store=MemoryCatalog(),
+        policy=HealthPolicy(down_after_failures=2),
+        interval=5.0,
+    )
+    task = asyncio.create_task(collector.run())
+    try:
+        await until(lambda: collector.last_report is not None and collector.last_report.services)
+        await fleet.outage("eu-west")
+        # The interval is 5 s, but a cut watch triggers early probes.
+        await until(lambda: store_report(collector).health.state is HealthState.DOWN, 4.0)
+        report = store_report(collector)
+        assert not report.probe.reachable and not report.services_synced
+        assert report.services, "the last known services are kept while the cluster is away"
+        await fleet.recover("eu-west")
+        await until(lambda: store_report(collector).health.state is HealthState.HEALTHY, 6.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_prometheus_that_never_answers_times_out_into_a_reason(executor: Any) -> None:
+    # A listening socket that never accepts: the TCP handshake completes, no answer comes.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        signals = PrometheusSignals(f"http://127.0.0.1:{port}/", [TARGETS_UP], 0.3, executor)
+        try:
+            (signal,) = await asyncio.wait_for(signals.read(), 3.0)
+        finally:
+            signals.close()
+    assert signal.value is None and signal.error == "timed out"
+
+
+async def test_watch_from_an_expired_version_raises_expired_and_reflector_relists(
+    fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    api = await kube_api(fleet, tmp_path, session)
+    for ready in (0, 1, 2, 3) * 300:  # more changes than the simulator's 1000-event history
+        fleet.set_ready("eu-west", "default", "web", ready)
+    with pytest.raises(Expired):
+        async for _ in api.watch("/api/v1/services", "1", 5):
+            pass
+
+    lists = 0
+
+    class ExpiringOnce:
+        """Delegates to the real API but says 410 to the first watch."""
+
+        server = api.server
+
+        async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+            nonlocal lists
+            lists += 1
+            return await api.get_json(path, params)
+
+        async def watch(self, path: str, version: str, seconds: int) -> AsyncIterator[Any]:
+            if lists == 1:
+                raise Expired("expired", 410)
+            async for event in api.watch(path, version, seconds):
+                yield event
+
+    changes: list[int] = []
+    reflector: Reflector[str] = Reflector(
+        api=ExpiringOnce(),  # type: ignore[arg-type]
+        path="/api/v1/services",
+        convert=lambda obj: str(obj["metadata"]["name"]),
+        on_change=lambda: changes.append(1),
+        on_error=lambda message: None,
+        label="test",
+    )
+    task = asyncio.create_task(reflector.run())
+    try:
+        await until(lambda: lists == 2 and reflector.synced)
+        assert ("default", "web") in reflector.items
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
