@@ -218,7 +218,9 @@ def _ancestors(names: Iterable[str], origin: str) -> frozenset[str]:
     return frozenset(found)
 
 
-def build_zone(snapshot: CatalogSnapshot, policy: ZonePolicy, now: float) -> ZonePlan:
+def build_zone(
+    snapshot: CatalogSnapshot, policy: ZonePolicy, now: float, serial: int = 1
+) -> ZonePlan:
     """The DNS view of a snapshot and the plan behind every service's answer."""
     plans = plan_services(snapshot, policy, now)
     names: dict[str, NameRecords] = {}
@@ -231,7 +233,7 @@ def build_zone(snapshot: CatalogSnapshot, policy: ZonePolicy, now: float) -> Zon
     soa = Soa(
         mname=primary,
         rname=policy.hostmaster or "hostmaster." + policy.origin,
-        serial=max(1, snapshot.version % 2**32),
+        serial=serial,
         minimum=policy.negative_ttl,
     )
     view = ZoneView(

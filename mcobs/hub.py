@@ -12,6 +12,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 import aiohttp
@@ -61,26 +63,58 @@ def health_policy(settings: Settings) -> HealthPolicy:
 
 
 class Planner:
-    """Keeps the zone plan in step with the catalog and with the clock (staleness)."""
+    """Keeps the zone plan in step with the catalog and with the clock (staleness).
+
+    Two guards keep DNS answering through a catalog that lost data (a Redis
+    restart without persistence): a cluster missing from a new snapshot keeps
+    its last report until that report turns stale, and the SOA serial is the
+    planner's own, growing with every change of the records, never with the
+    catalog's version counter (which restarts with an empty Redis).
+    """
 
     def __init__(self, policy: ZonePolicy, clock: Callable[[], float]) -> None:
         self._policy = policy
         self._clock = clock
         self.snapshot: CatalogSnapshot = EMPTY_SNAPSHOT
-        self.plan: ZonePlan = build_zone(EMPTY_SNAPSHOT, policy, clock())
+        self._serial = max(1, int(clock()) % 2**32)
+        self.plan: ZonePlan = build_zone(EMPTY_SNAPSHOT, policy, clock(), self._serial)
         self.loaded = False
         self._replan = asyncio.Event()
 
     def on_snapshot(self, snapshot: CatalogSnapshot) -> None:
-        self.snapshot = snapshot
+        self.snapshot = self._carry_over(snapshot)
         self.loaded = True
         self.replan()
 
+    def _carry_over(self, snapshot: CatalogSnapshot) -> CatalogSnapshot:
+        now = self._clock()
+        missing = {
+            name: report
+            for name, report in self.snapshot.reports.items()
+            if name not in snapshot.reports and now - report.observed_at <= self._policy.stale_after
+        }
+        if not missing:
+            return snapshot
+        log.warning(
+            "catalog lost %d cluster(s) (%s); serving their last reports until they turn stale",
+            len(missing),
+            ", ".join(sorted(missing)),
+        )
+        reports = {**missing, **snapshot.reports}
+        return CatalogSnapshot(MappingProxyType(reports), snapshot.version)
+
     def replan(self) -> None:
-        plan = build_zone(self.snapshot, self._policy, self._clock())
+        now = self._clock()
+        plan = build_zone(self.snapshot, self._policy, now, self._serial)
         if plan.view == self.plan.view:
             # Same records: keep the old view object so the DNS answer cache survives.
             plan = ZonePlan(self.plan.view, plan.services)
+        else:
+            self._serial = max(self._serial + 1, int(now)) % 2**32 or 1
+            view = plan.view
+            plan = ZonePlan(
+                replace(view, soa=replace(view.soa, serial=self._serial)), plan.services
+            )
         self.plan = plan
         self._replan.set()
 

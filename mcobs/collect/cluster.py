@@ -88,6 +88,7 @@ class ClusterCollector:
         self._dirty = asyncio.Event()
         self._sweep_now = asyncio.Event()
         self.last_report: ClusterReport | None = None
+        self._catalog_failing = False
 
     # -- watches -------------------------------------------------------------
 
@@ -195,8 +196,14 @@ class ClusterCollector:
         try:
             await self._store.put(report)
         except CatalogUnavailable as error:
-            log.warning("%s: catalog unavailable, will retry: %s", report.cluster, error)
+            if not self._catalog_failing:
+                log.warning("%s: catalog unavailable, will retry: %s", report.cluster, error)
+            self._catalog_failing = True
             self._dirty.set()
+        else:
+            if self._catalog_failing:
+                log.info("%s: catalog reachable again, report written", report.cluster)
+            self._catalog_failing = False
         self.last_report = report
         return report
 
@@ -238,5 +245,5 @@ class ClusterCollector:
             self._dirty.clear()
             if self._assessment is not None:
                 await self._publish()
-            else:
+            if self._catalog_failing or self._assessment is None:
                 await asyncio.sleep(RETRY_AFTER_FAILURE)

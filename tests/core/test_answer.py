@@ -166,5 +166,5 @@ def test_zero_weight_cluster_never_answers() -> None:
     assert records is not None and "192.0.2.10" not in records.a
 
 
-def test_soa_serial_follows_catalog_version() -> None:
-    assert build_zone(fleet(), POLICY, NOW).view.soa.serial == 7
+def test_soa_serial_is_the_one_given() -> None:
+    assert build_zone(fleet(), POLICY, NOW, serial=1795000000).view.soa.serial == 1795000000

@@ -213,3 +213,28 @@ async def test_nxdomain_nodata_and_refused(
             assert outside.rcode() == dns.rcode.REFUSED
     finally:
         await store.close()
+
+
+async def test_dns_keeps_answering_through_a_redis_restart(
+    fleet: SimFleet, settings: Settings
+) -> None:
+    everyone = {lb_address(fleet, c) for c in fleet.names}
+    us_east = lb_address(fleet, "us-east")
+    with RedisServer() as redis:
+        store = redis_store(redis)
+        try:
+            async with Hub(settings, store) as hub:
+                port = hub.dns_port
+                await eventually(lambda: addresses_equal(port, everyone))
+                redis.stop()
+                for _ in range(5):  # the last good snapshot keeps being served
+                    assert await addresses(port, WEB) == everyone
+                    await asyncio.sleep(0.2)
+                redis.start()  # empty: this server keeps nothing on disk
+                await fleet.outage("us-east")
+                # Collectors write again and the catalog resynchronises.
+                await eventually(lambda: addresses_equal(port, everyone - {us_east}))
+                snapshot = await store.snapshot()
+                assert set(snapshot.reports) == set(fleet.names)
+        finally:
+            await store.close()

@@ -1,0 +1,71 @@
+from mcobs.answer import ZonePolicy
+from mcobs.hub import Planner
+from mcobs.zone import Nameserver
+
+from .factories import report, service, snapshot
+
+POLICY = ZonePolicy(
+    origin="global.example.com.",
+    nameservers=(Nameserver("ns1.global.example.com."),),
+    stale_after=30.0,
+)
+WEB = "web.default.global.example.com."
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def two_clusters(version: int, observed_at: float = 1000.0):  # type: ignore[no-untyped-def]
+    return snapshot(
+        report("eu-west", (service("eu-west", ("192.0.2.1",)),), observed_at=observed_at),
+        report("us-east", (service("us-east", ("198.51.100.1",)),), observed_at=observed_at),
+        version=version,
+    )
+
+
+def test_an_unchanged_view_keeps_its_object_and_serial() -> None:
+    planner = Planner(POLICY, Clock(1005.0))
+    planner.on_snapshot(two_clusters(3))
+    view = planner.plan.view
+    planner.on_snapshot(two_clusters(4))
+    assert planner.plan.view is view
+
+
+def test_serial_grows_with_every_change_even_when_the_catalog_version_restarts() -> None:
+    clock = Clock(1005.0)
+    planner = Planner(POLICY, clock)
+    planner.on_snapshot(two_clusters(50))
+    first = planner.plan.view.soa.serial
+    changed = snapshot(report("eu-west", (service("eu-west", ("192.0.2.9",)),)), version=1)
+    planner.on_snapshot(changed)
+    assert planner.plan.view.soa.serial > first
+
+
+def test_a_cluster_missing_from_the_catalog_is_served_until_its_report_is_stale() -> None:
+    clock = Clock(1005.0)
+    planner = Planner(POLICY, clock)
+    planner.on_snapshot(two_clusters(9))
+    # Redis restarted empty; only eu-west has written again.
+    planner.on_snapshot(
+        snapshot(
+            report("eu-west", (service("eu-west", ("192.0.2.1",)),), observed_at=1025.0),
+            version=1,
+        )
+    )
+    records = planner.plan.view.lookup(WEB)
+    assert records is not None and set(records.a) == {"192.0.2.1", "198.51.100.1"}
+    clock.now = 1031.0  # us-east's last report is now stale
+    planner.replan()
+    records = planner.plan.view.lookup(WEB)
+    assert records is not None and records.a == ("192.0.2.1",)
+    planner.on_snapshot(
+        snapshot(
+            report("eu-west", (service("eu-west", ("192.0.2.1",)),), observed_at=1031.0), version=2
+        )
+    )
+    assert set(planner.snapshot.reports) == {"eu-west"}
