@@ -22,16 +22,39 @@ class SrvRecord:
 
 @dataclass(frozen=True, slots=True)
 class NameRecords:
-    """Every record at one owner name. An empty instance is a name with no data."""
+    """Every record at one owner name. An empty instance is a name with no data.
+
+    A name with a `cname` has no other data (RFC 1034 3.6.2).
+    """
 
     ttl: int
     a: tuple[str, ...] = ()
     aaaa: tuple[str, ...] = ()
     srv: tuple[SrvRecord, ...] = ()
+    cname: str | None = None
+    """Absolute target name, lower case, trailing dot (e.g. a cloud load balancer)."""
 
     @property
     def empty(self) -> bool:
-        return not (self.a or self.aaaa or self.srv)
+        return not (self.a or self.aaaa or self.srv or self.cname)
+
+
+@dataclass(frozen=True, slots=True)
+class VariedRecords:
+    """Records at a name that depend on the client's region (geo) or on chance (weighted).
+
+    The server picks, per query: the client's region's variants when `by_region`
+    has the region, else `variants`; then one of those uniformly at random. Every
+    variant was drawn by the pure answer code, so picking uniformly among them
+    reproduces the strategy's weights.
+    """
+
+    variants: tuple[NameRecords, ...]
+    by_region: Mapping[str, tuple[NameRecords, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    geo: bool = False
+    """The answer depends on where the client is: echo the ECS source prefix as scope."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +88,19 @@ class ZoneView:
     """Owner names with data (or deliberately without: empty NameRecords)."""
     ancestors: frozenset[str] = frozenset()
     """Empty non-terminals: names between the apex and an owner name, which exist (NODATA)."""
+    varied: Mapping[str, VariedRecords] = field(default_factory=lambda: MappingProxyType({}))
+    """Names whose answer is picked per query; `names` holds their first variant."""
 
     def in_zone(self, name: str) -> bool:
         return name == self.origin or name.endswith("." + self.origin)
+
+    def pick(self, name: str, region: str | None, draw: int) -> NameRecords | None:
+        """The records to answer at `name` for a client in `region`, with a random `draw` >= 0."""
+        varied = self.varied.get(name)
+        if varied is None:
+            return self.lookup(name)
+        choices = varied.by_region.get(region, varied.variants) if region else varied.variants
+        return choices[draw % len(choices)]
 
     def lookup(self, name: str) -> NameRecords | None:
         """Records at `name`, an empty NameRecords for an existing name without data, or None."""
