@@ -6,12 +6,17 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcobs.config import ConfigError, Settings, load_settings, parse_settings
+
+if TYPE_CHECKING:
+    from mcobs.hub import Hub
 
 log = logging.getLogger("mcobs")
 
@@ -60,9 +65,22 @@ async def _serve(settings: Settings) -> None:
                 settings.http.host,
                 hub.http_port,
             )
-            await hub.wait()
+            await _until_signalled(hub)
     finally:
         await store.close()
+
+
+async def _until_signalled(hub: Hub) -> None:
+    """Run until SIGTERM/SIGINT (a graceful stop) or until the hub fails."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, hub.stop)
+    try:
+        await hub.wait()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    log.info("stopping")
 
 
 def _serve_command(args: argparse.Namespace) -> int:
@@ -158,7 +176,7 @@ async def _demo(args: argparse.Namespace) -> None:
                 ),
                 flush=True,
             )
-            await hub.wait()
+            await _until_signalled(hub)
     finally:
         await store.close()
         await fleet.stop()

@@ -306,6 +306,10 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
+    def stop(self) -> None:
+        """Ask `wait` to return (signal handlers call this)."""
+        self._stopped.set()
+
     async def wait(self) -> None:
-        """Until a background task fails (or forever)."""
+        """Until `stop` is called or a background task fails."""
         await self._stopped.wait()

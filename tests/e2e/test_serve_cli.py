@@ -1,0 +1,85 @@
+"""`mcobs serve --config FILE` against simulated clusters and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from mcobs.cli import main
+from mcobs.sim.fleet import SimFleet
+from tests.e2e.test_demo_cli import NAME, dig
+from tests.redis_server import RedisServer, free_port
+
+EXAMPLE = Path(__file__).parents[2] / "deploy" / "mcobs.example.yaml"
+
+
+def test_the_example_config_is_valid() -> None:
+    assert main(["check-config", str(EXAMPLE)]) == 0
+
+
+async def test_serve_answers_from_real_clusters_through_redis(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with SimFleet.default(clusters=3) as fleet:
+        kubeconfig = fleet.write_kubeconfig(tmp_path / "kubeconfig")
+        dns_port = free_port()
+        config = {
+            "zone": "global.example.com",
+            "dns": {"host": "127.0.0.1", "port": dns_port},
+            "http": {"host": "127.0.0.1", "port": free_port()},
+            "redis": {"url": redis_server.url, "prefix": "serve-test"},
+            "clusters": [
+                {
+                    "name": c.name,
+                    "region": c.region,
+                    "kubeconfig": str(kubeconfig),
+                    "context": c.name,
+                    "prometheus_url": c.prometheus_url,
+                }
+                for c in fleet.clusters
+            ],
+        }
+        path = tmp_path / "mcobs.yaml"
+        path.write_text(yaml.safe_dump(config))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mcobs",
+            "serve",
+            "--config",
+            str(path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            for _ in range(200):
+                answer = await asyncio.to_thread(dig, dns_port, NAME, "A")
+                if len(answer.split()) == 3:
+                    break
+                await asyncio.sleep(0.1)
+            assert sorted(answer.split()) == ["192.0.2.1", "198.51.100.1", "203.0.113.1"]
+        finally:
+            process.terminate()
+            _, stderr = await asyncio.wait_for(process.communicate(), 10)
+        log = stderr.decode()
+        assert process.returncode == 0 and "stopping" in log  # SIGTERM stops gracefully
+        for cluster in fleet.clusters:
+            assert cluster.token not in log
+
+
+def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("zone: x\nclusters: []\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mcobs", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "clusters: list at least one cluster" in result.stderr
