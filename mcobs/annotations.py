@@ -6,23 +6,39 @@ option falls back to its default and the problem is reported in the API.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 PREFIX = "mcobs.io/"
 GLOBAL = PREFIX + "global"
 TTL = PREFIX + "ttl"
+STRATEGY = PREFIX + "strategy"
+MAX_ANSWERS = PREFIX + "max-answers"
+FAILOVER_ORDER = PREFIX + "failover-order"
+MIN_HEALTHY_PERCENT = PREFIX + "min-healthy-percent"
+LAST_RESORT = PREFIX + "last-resort"
 
+STRATEGIES = ("weighted", "failover", "geo", "all")
+LAST_RESORTS = ("serve-all", "nxdomain", "servfail")
 MAX_TTL = 86400
-KNOWN = frozenset({GLOBAL, TTL})
+MAX_ANSWERS_LIMIT = 64
+
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0", ""})
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceOptions:
+    """A service's own options; None means: the configured default."""
+
     ttl: int | None = None
-    """Answer TTL in seconds; None: the configured default."""
+    strategy: str | None = None
+    max_answers: int | None = None
+    failover_order: tuple[str, ...] | None = None
+    min_healthy_percent: float | None = None
+    last_resort: str | None = None
 
 
 def is_exported(annotations: Mapping[str, str]) -> bool:
@@ -35,6 +51,50 @@ def mcobs_annotations(annotations: Mapping[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (annotations or {}).items() if k.startswith(PREFIX)}
 
 
+def _whole(low: int, high: int) -> Callable[[str], int | None]:
+    def parse(raw: str) -> int | None:
+        return int(raw) if raw.isdigit() and low <= int(raw) <= high else None
+
+    return parse
+
+
+def _percent(raw: str) -> float | None:
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if 0 <= value <= 100 else None
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str | None]:
+    def parse(raw: str) -> str | None:
+        return raw.lower() if raw.lower() in choices else None
+
+    return parse
+
+
+def _clusters(raw: str) -> tuple[str, ...] | None:
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    if not names or not all(_LABEL.match(n) for n in names) or len(set(names)) != len(names):
+        return None
+    return names
+
+
+_PARSERS: dict[str, tuple[str, Callable[[str], object], str]] = {
+    TTL: ("ttl", _whole(0, MAX_TTL), f"a whole number of seconds 0..{MAX_TTL}"),
+    STRATEGY: ("strategy", _one_of(STRATEGIES), "one of " + ", ".join(STRATEGIES)),
+    MAX_ANSWERS: (
+        "max_answers",
+        _whole(1, MAX_ANSWERS_LIMIT),
+        f"a whole number 1..{MAX_ANSWERS_LIMIT}",
+    ),
+    FAILOVER_ORDER: ("failover_order", _clusters, "a comma-separated list of cluster names"),
+    MIN_HEALTHY_PERCENT: ("min_healthy_percent", _percent, "a number 0..100"),
+    LAST_RESORT: ("last_resort", _one_of(LAST_RESORTS), "one of " + ", ".join(LAST_RESORTS)),
+}
+KNOWN = frozenset({GLOBAL, *_PARSERS})
+
+
 def parse_options(annotations: Mapping[str, str]) -> tuple[ServiceOptions, tuple[str, ...]]:
     """Options and every problem found, each naming its annotation."""
     problems: list[str] = []
@@ -43,11 +103,14 @@ def parse_options(annotations: Mapping[str, str]) -> tuple[ServiceOptions, tuple
     exported = annotations.get(GLOBAL, "").strip().lower()
     if exported not in _TRUE | _FALSE:
         problems.append(f"{GLOBAL}: {exported!r} is not true or false")
-    ttl: int | None = None
-    if TTL in annotations:
-        raw = annotations[TTL].strip()
-        if raw.isdigit() and int(raw) <= MAX_TTL:
-            ttl = int(raw)
+    values: dict[str, object] = {}
+    for key, (field_name, parse, expected) in _PARSERS.items():
+        if key not in annotations:
+            continue
+        raw = annotations[key].strip()
+        value = parse(raw)
+        if value is None:
+            problems.append(f"{key}: {raw[:64]!r} is not {expected}; using the default")
         else:
-            problems.append(f"{TTL}: {raw!r} is not a whole number of seconds 0..{MAX_TTL}")
-    return ServiceOptions(ttl=ttl), tuple(problems)
+            values[field_name] = value
+    return ServiceOptions(**values), tuple(problems)  # type: ignore[arg-type]

@@ -1,23 +1,27 @@
 """Answer selection (pure): a catalog snapshot becomes DNS records and the reasons.
 
-For every exported service, each cluster is either in the answer or not, with a
-reason a person can read. Clusters in the answer are ordered by weight x
-health score. When no cluster can serve, every cluster with an address is
-answered (last resort) and the plan says so.
+For every exported service, each cluster is either eligible to answer or not,
+with a reason a person can read. The service's strategy (`mcobs.strategies`)
+turns the eligible clusters into lineups, and each lineup into records. When no
+cluster is eligible, the last-resort policy decides: answer every cluster
+(`serve-all`), or NXDOMAIN, or SERVFAIL; the plan says so.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from mcobs.annotations import parse_options
+from mcobs.annotations import ServiceOptions, parse_options
 from mcobs.health import effective_health
 from mcobs.model import CatalogSnapshot, ClusterReport, ClusterService, Health, ServiceKey
-from mcobs.zone import NameRecords, Nameserver, Soa, SrvRecord, ZoneView
+from mcobs.strategies import STRATEGIES, All, Candidate, Lineup, Picks, StrategyContext
+from mcobs.zone import NameRecords, Nameserver, Soa, SrvRecord, VariedRecords, ZoneView
 
 SRV_WEIGHT_SCALE = 100
 GLUE_TTL = 300
@@ -32,11 +36,24 @@ class ZonePolicy:
     negative_ttl: int = 30
     stale_after: float = 30.0
     hostmaster: str | None = None
+    strategy: str = "weighted"
+    max_answers: int | None = None
+    min_healthy_percent: float = 0.0
+    last_resort: str = "serve-all"
+    lineups: int = 100
+    """Weighted choices are spread over this many precomputed answers."""
+    regions: tuple[str, ...] = ()
+    """Client regions that geo answers are planned for."""
+    distance: Mapping[str, Mapping[str, float]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    seed: int = 0
+    """Seeds the lineups' draws, so one catalog always gives one view."""
 
 
 @dataclass(frozen=True, slots=True)
 class ClusterChoice:
-    """Whether one cluster is in one service's answer, and why."""
+    """Whether one cluster is in one service's answers, and why."""
 
     cluster: str
     region: str
@@ -55,10 +72,13 @@ class ServicePlan:
     name: str
     """The global name, e.g. `web.default.global.example.com.`."""
     ttl: int
+    strategy: str
     choices: tuple[ClusterChoice, ...]
     """Clusters in the answer first (by rank), then the others."""
     last_resort: bool
+    last_resort_policy: str = "serve-all"
     problems: tuple[str, ...] = ()
+    max_answers: int | None = None
 
     @property
     def answering(self) -> tuple[ClusterChoice, ...]:
@@ -71,84 +91,175 @@ class ZonePlan:
     services: Mapping[ServiceKey, ServicePlan] = field(default_factory=lambda: MappingProxyType({}))
 
 
-def _exclusion(service: ClusterService, report: ClusterReport, health: Health) -> str | None:
+@dataclass(frozen=True, slots=True)
+class _Service:
+    """A service's plan plus the strategy's picks, before records are built."""
+
+    plan: ServicePlan
+    picks: Picks | None
+    """None when the last-resort policy answers NXDOMAIN or SERVFAIL."""
+
+
+# -- options -----------------------------------------------------------------
+
+
+def _merge_options(
+    services: Sequence[tuple[ClusterReport, ClusterService]],
+) -> tuple[ServiceOptions, tuple[str, ...]]:
+    """One set of options for a service whose clusters may annotate it differently.
+
+    The smallest TTL wins; for every other option the cluster first by
+    (priority, name) wins, and a disagreement is reported.
+    """
+    problems: list[str] = []
+    parsed: list[tuple[str, ServiceOptions]] = []
+    for report, service in sorted(services, key=lambda m: (m[0].priority, m[0].cluster)):
+        options, found = parse_options(service.annotations)
+        parsed.append((report.cluster, options))
+        problems += [f"{report.cluster}: {p}" for p in (*found, *service.problems)]
+    ttls = [o.ttl for _, o in parsed if o.ttl is not None]
+    merged: dict[str, object] = {"ttl": min(ttls) if ttls else None}
+    for name in ("strategy", "max_answers", "failover_order", "min_healthy_percent", "last_resort"):
+        values = [(cluster, getattr(o, name)) for cluster, o in parsed if getattr(o, name)]
+        if not values:
+            continue
+        cluster, value = values[0]
+        merged[name] = value
+        if any(v != value for _, v in values):
+            problems.append(f"clusters disagree on {name}; using {value!r} from {cluster}")
+    return ServiceOptions(**merged), tuple(problems)  # type: ignore[arg-type]
+
+
+# -- eligibility ---------------------------------------------------------------
+
+
+def _exclusion(
+    service: ClusterService, report: ClusterReport, health: Health, min_healthy_percent: float
+) -> str | None:
     """Why a cluster cannot serve a service, or None when it can."""
     if not health.state.serves:
         why = "; ".join(health.reasons) or "no health observed"
         return f"cluster is {health.state.value}: {why}"
     if report.weight <= 0:
         return "cluster weight is 0"
-    if not service.addresses:
-        return "no load balancer IP address"
+    if not service.addresses and not service.hostnames:
+        return "no load balancer address"
     if service.ready_endpoints <= 0:
         return f"no ready endpoints (0 of {service.total_endpoints})"
+    if service.total_endpoints and min_healthy_percent > 0:
+        percent = 100 * service.ready_endpoints / service.total_endpoints
+        if percent < min_healthy_percent:
+            return (
+                f"{service.ready_endpoints} of {service.total_endpoints} endpoints ready "
+                f"({percent:.0f}% < min-healthy-percent {min_healthy_percent:g}%)"
+            )
     return None
 
 
-def _choose(
+def _with(choice: ClusterChoice, *, in_answer: bool, reason: str) -> ClusterChoice:
+    return replace(choice, in_answer=in_answer, reason=reason)
+
+
+def _plan_service(
     key: ServiceKey,
     members: list[tuple[ClusterReport, ClusterService]],
     health: Mapping[str, Health],
-) -> tuple[tuple[ClusterChoice, ...], bool]:
+    policy: ZonePolicy,
+) -> _Service:
+    options, problems = _merge_options(members)
+    strategy = options.strategy or policy.strategy
+    min_percent = (
+        options.min_healthy_percent
+        if options.min_healthy_percent is not None
+        else policy.min_healthy_percent
+    )
     choices: list[ClusterChoice] = []
     for report, service in members:
         cluster_health = health[report.cluster]
-        excluded = _exclusion(service, report, cluster_health)
-        rank = report.weight * cluster_health.score
-        reason = excluded or (
-            f"{cluster_health.state.value}, {service.ready_endpoints} of "
-            f"{service.total_endpoints} endpoints ready, rank {rank:.3g}"
-        )
+        excluded = _exclusion(service, report, cluster_health, min_percent)
+        rank = report.weight * cluster_health.score if excluded is None else 0.0
         choices.append(
             ClusterChoice(
                 cluster=report.cluster,
                 region=report.region,
                 in_answer=excluded is None,
-                reason=reason,
+                reason=excluded
+                or (
+                    f"{cluster_health.state.value}, {service.ready_endpoints} of "
+                    f"{service.total_endpoints} endpoints ready, rank {rank:.3g}"
+                ),
                 health=cluster_health,
                 weight=report.weight,
-                rank=rank if excluded is None else 0.0,
+                rank=rank,
                 service=service,
             )
         )
-    last_resort = not any(c.in_answer for c in choices)
-    if last_resort:
-        choices = [
-            _as_last_resort(c) if c.service.addresses and c.weight > 0 else c for c in choices
-        ]
     choices.sort(key=lambda c: (not c.in_answer, -c.rank, c.cluster))
-    return tuple(choices), last_resort
-
-
-def _as_last_resort(choice: ClusterChoice) -> ClusterChoice:
-    return ClusterChoice(
-        cluster=choice.cluster,
-        region=choice.region,
-        in_answer=True,
-        reason=f"last resort (no cluster can serve); otherwise excluded: {choice.reason}",
-        health=choice.health,
-        weight=choice.weight,
-        rank=0.0,
-        service=choice.service,
+    priorities = {r.cluster: r.priority for r, _ in members}
+    eligible = [c for c in choices if c.in_answer]
+    last_resort_policy = options.last_resort or policy.last_resort
+    picks: Picks | None
+    if eligible:
+        ctx = StrategyContext(
+            rng=random.Random(f"{policy.seed}/{key}/{[(c.cluster, c.rank) for c in eligible]}"),
+            lineups=policy.lineups,
+            failover_order=options.failover_order,
+            regions=policy.regions,
+            distance=policy.distance,
+        )
+        candidates = [
+            Candidate(c.cluster, c.region, c.rank, priorities[c.cluster]) for c in eligible
+        ]
+        picks = STRATEGIES[strategy].pick(candidates, ctx)
+        choices = [_annotate(c, picks) for c in choices]
+        choices.sort(key=lambda c: (not c.in_answer, -c.rank, c.cluster))
+    elif last_resort_policy == "serve-all":
+        choices = [
+            _with(c, in_answer=True, reason=f"last resort (no cluster can serve); {c.reason}")
+            if (c.service.addresses or c.service.hostnames) and c.weight > 0
+            else c
+            for c in choices
+        ]
+        picks = All().pick(
+            [Candidate(c.cluster, c.region, 1.0) for c in choices if c.in_answer],
+            StrategyContext(rng=random.Random(0)),
+        )
+    else:
+        picks = None
+    plan = ServicePlan(
+        key=key,
+        name=f"{key.name}.{key.namespace}.{policy.origin}",
+        ttl=options.ttl if options.ttl is not None else policy.default_ttl,
+        strategy=strategy,
+        choices=tuple(choices),
+        last_resort=not eligible,
+        last_resort_policy=last_resort_policy,
+        problems=problems,
+        max_answers=options.max_answers or policy.max_answers,
     )
+    return _Service(plan, picks)
 
 
-def _service_ttl(services: Iterable[ClusterService], default: int) -> tuple[int, tuple[str, ...]]:
-    ttls: list[int] = []
-    problems: list[str] = []
-    for service in services:
-        options, found = parse_options(service.annotations)
-        if options.ttl is not None:
-            ttls.append(options.ttl)
-        problems += [f"{service.cluster}: {p}" for p in found]
-        problems += [f"{service.cluster}: {p}" for p in service.problems]
-    return (min(ttls) if ttls else default), tuple(problems)
+def _annotate(choice: ClusterChoice, picks: Picks) -> ClusterChoice:
+    if not choice.in_answer:
+        return choice
+    note = picks.notes.get(choice.cluster)
+    reason = f"{choice.reason}; {note}" if note else choice.reason
+    if choice.cluster in picks.standby:
+        return replace(choice, in_answer=False, reason=reason)
+    return replace(choice, reason=reason)
 
 
 def plan_services(
     snapshot: CatalogSnapshot, policy: ZonePolicy, now: float
 ) -> dict[ServiceKey, ServicePlan]:
     """Every exported service's answer plan at time `now`."""
+    return {key: s.plan for key, s in _plan_all(snapshot, policy, now).items()}
+
+
+def _plan_all(
+    snapshot: CatalogSnapshot, policy: ZonePolicy, now: float
+) -> dict[ServiceKey, _Service]:
     health = {
         name: effective_health(report, now, policy.stale_after)
         for name, report in snapshot.reports.items()
@@ -157,56 +268,119 @@ def plan_services(
     for report in snapshot.reports.values():
         for service in report.services:
             members[service.key].append((report, service))
-    plans: dict[ServiceKey, ServicePlan] = {}
-    for key in sorted(members):
-        choices, last_resort = _choose(key, members[key], health)
-        ttl, problems = _service_ttl((s for _, s in members[key]), policy.default_ttl)
-        plans[key] = ServicePlan(
-            key=key,
-            name=f"{key.name}.{key.namespace}.{policy.origin}",
-            ttl=ttl,
-            choices=choices,
-            last_resort=last_resort,
-            problems=problems,
-        )
-    return plans
+    return {key: _plan_service(key, members[key], health, policy) for key in sorted(members)}
 
 
-def _split(addresses: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+# -- records ---------------------------------------------------------------------
+
+
+def _split(addresses: Iterable[str], cap: int | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     v4: list[str] = []
     v6: list[str] = []
     for address in addresses:
         family = v4 if ipaddress.ip_address(address).version == 4 else v6
         if address not in family:
             family.append(address)
-    return tuple(v4), tuple(v6)
+    return tuple(v4[:cap]), tuple(v6[:cap])
 
 
-def _records(ttl: int, addresses: Iterable[str], srv: Iterable[SrvRecord] = ()) -> NameRecords:
-    a, aaaa = _split(addresses)
-    return NameRecords(ttl=ttl, a=a, aaaa=aaaa, srv=tuple(srv))
+class _Records:
+    """Builds NameRecords for lineups, reusing equal objects (the DNS cache keys on them)."""
+
+    def __init__(self, plan: ServicePlan) -> None:
+        self.plan = plan
+        self.by_cluster = {c.cluster: c for c in plan.choices}
+        self._interned: dict[NameRecords, NameRecords] = {}
+
+    def intern(self, records: NameRecords) -> NameRecords:
+        return self._interned.setdefault(records, records)
+
+    def pinned_name(self, cluster: str) -> str:
+        return f"{cluster}.{self.plan.name}"
+
+    def addresses(self, lineup: Lineup) -> NameRecords:
+        ttl, cap = self.plan.ttl, self.plan.max_answers
+        services = [self.by_cluster[c].service for c in lineup]
+        if services and not services[0].addresses and services[0].hostnames:
+            return self.intern(NameRecords(ttl=ttl, cname=services[0].hostnames[0] + "."))
+        a, aaaa = _split((a for s in services for a in s.addresses), cap)
+        return self.intern(NameRecords(ttl=ttl, a=a, aaaa=aaaa))
+
+    def srv_owners(self) -> list[str]:
+        owners = {
+            f"_{p.name}._{p.protocol.lower()}.{self.plan.name}"
+            for c in self.plan.choices
+            for p in c.service.ports
+            if p.name
+        }
+        return sorted(owners)
+
+    def srv(self, owner: str, lineup: Lineup) -> NameRecords:
+        records: list[SrvRecord] = []
+        for cluster in lineup:
+            choice = self.by_cluster[cluster]
+            service = choice.service
+            target = (
+                self.pinned_name(cluster)
+                if service.addresses
+                else (service.hostnames[0] + "." if service.hostnames else None)
+            )
+            weight = max(1, round(choice.rank * SRV_WEIGHT_SCALE))
+            for port in service.ports:
+                if target and f"_{port.name}._{port.protocol.lower()}.{self.plan.name}" == owner:
+                    records.append(SrvRecord(0, weight, port.port, target))
+        return self.intern(
+            NameRecords(ttl=self.plan.ttl, srv=tuple(records[: self.plan.max_answers]))
+        )
+
+    def pinned(self, choice: ClusterChoice) -> NameRecords | None:
+        service = choice.service
+        if service.addresses:
+            a, aaaa = _split(service.addresses, None)
+            return NameRecords(ttl=self.plan.ttl, a=a, aaaa=aaaa)
+        if service.hostnames:
+            return NameRecords(ttl=self.plan.ttl, cname=service.hostnames[0] + ".")
+        return None
 
 
-def _service_names(plan: ServicePlan) -> dict[str, NameRecords]:
-    names: dict[str, NameRecords] = {}
-    answering = plan.answering
-    names[plan.name] = _records(plan.ttl, (a for c in answering for a in c.service.addresses))
+def _answer(picks: Picks, build: Callable[[Lineup], NameRecords]) -> NameRecords | VariedRecords:
+    variants = tuple(build(lineup) for lineup in picks.lineups)
+    by_region = {r: tuple(build(lineup) for lineup in ls) for r, ls in picks.by_region.items()}
+    if len(set(variants)) == 1 and all(set(v) == set(variants) for v in by_region.values()):
+        return variants[0]
+    return VariedRecords(variants=variants, by_region=MappingProxyType(by_region), geo=picks.geo)
+
+
+def _service_names(
+    service: _Service,
+) -> tuple[dict[str, NameRecords], dict[str, VariedRecords], set[str]]:
+    """(fixed names, varied names, SERVFAIL names) of one service."""
+    plan, picks = service.plan, service.picks
+    records = _Records(plan)
+    fixed: dict[str, NameRecords] = {}
+    varied: dict[str, VariedRecords] = {}
+    owners = [plan.name, *records.srv_owners()]
+    if picks is None and plan.last_resort_policy == "nxdomain":
+        # A name with names below it exists (NODATA), so NXDOMAIN for the service
+        # withdraws its cluster-pinned names too.
+        return fixed, varied, set()
     for choice in plan.choices:
-        if choice.service.addresses:
-            pinned = f"{choice.cluster}.{plan.name}"
-            names[pinned] = _records(plan.ttl, choice.service.addresses)
-    srv: dict[str, list[SrvRecord]] = defaultdict(list)
-    for choice in answering:
-        weight = max(1, round(choice.rank * SRV_WEIGHT_SCALE))
-        for port in choice.service.ports:
-            if not port.name:
-                continue
-            owner = f"_{port.name}._{port.protocol.lower()}.{plan.name}"
-            target = f"{choice.cluster}.{plan.name}"
-            srv[owner].append(SrvRecord(0, weight, port.port, target))
-    for owner, records in srv.items():
-        names[owner] = NameRecords(ttl=plan.ttl, srv=tuple(records))
-    return names
+        pinned = records.pinned(choice)
+        if pinned is not None:
+            fixed[records.pinned_name(choice.cluster)] = pinned
+    if picks is None:
+        return fixed, varied, set(owners)
+    for owner in owners:
+        if owner == plan.name:
+            answer = _answer(picks, records.addresses)
+        else:
+            answer = _answer(picks, functools.partial(records.srv, owner))
+        if isinstance(answer, VariedRecords):
+            varied[owner] = answer
+            fixed[owner] = answer.variants[0]
+        else:
+            fixed[owner] = answer
+    return fixed, varied, set()
 
 
 def _ancestors(names: Iterable[str], origin: str) -> frozenset[str]:
@@ -222,13 +396,19 @@ def build_zone(
     snapshot: CatalogSnapshot, policy: ZonePolicy, now: float, serial: int = 1
 ) -> ZonePlan:
     """The DNS view of a snapshot and the plan behind every service's answer."""
-    plans = plan_services(snapshot, policy, now)
+    services = _plan_all(snapshot, policy, now)
     names: dict[str, NameRecords] = {}
+    varied: dict[str, VariedRecords] = {}
+    servfail: set[str] = set()
     for ns in policy.nameservers:
         if ns.addresses and ns.name.endswith("." + policy.origin):
-            names[ns.name] = _records(GLUE_TTL, ns.addresses)
-    for plan in plans.values():
-        names.update(_service_names(plan))
+            a, aaaa = _split(ns.addresses, None)
+            names[ns.name] = NameRecords(ttl=GLUE_TTL, a=a, aaaa=aaaa)
+    for service in services.values():
+        fixed, changing, failing = _service_names(service)
+        names.update(fixed)
+        varied.update(changing)
+        servfail |= failing
     primary = policy.nameservers[0].name if policy.nameservers else "ns1." + policy.origin
     soa = Soa(
         mname=primary,
@@ -241,6 +421,8 @@ def build_zone(
         soa=soa,
         nameservers=policy.nameservers,
         names=MappingProxyType(names),
-        ancestors=_ancestors(names, policy.origin) - names.keys(),
+        ancestors=_ancestors([*names, *servfail], policy.origin) - names.keys(),
+        varied=MappingProxyType(varied),
+        servfail=frozenset(servfail),
     )
-    return ZonePlan(view=view, services=MappingProxyType(plans))
+    return ZonePlan(view=view, services=MappingProxyType({k: s.plan for k, s in services.items()}))

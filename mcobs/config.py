@@ -11,7 +11,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -76,12 +76,47 @@ class DnsSettings(_Frozen):
     negative_ttl: int = Field(30, ge=0, le=86400, description="SOA minimum (RFC 2308)")
     nameservers: tuple[NameserverSettings, ...] = ()
     hostmaster: str | None = None
+    strategy: Literal["weighted", "failover", "geo", "all"] = Field(
+        "weighted", description="routing strategy unless a Service sets mcobs.io/strategy"
+    )
+    max_answers: int | None = Field(None, ge=1, le=64)
+    min_healthy_percent: float = Field(0.0, ge=0, le=100)
+    last_resort: Literal["serve-all", "nxdomain", "servfail"] = "serve-all"
 
     @field_validator("host")
     @classmethod
     def _host(cls, value: str) -> str:
         ipaddress.ip_address(value)
         return value
+
+
+class GeoSettings(_Frozen):
+    """Where clients are (by address) and how far apart regions are."""
+
+    cidrs: Mapping[str, str] = Field(default_factory=dict, description="CIDR -> region")
+    distances: Mapping[str, Mapping[str, float]] = Field(
+        default_factory=dict, description="region -> region -> distance (symmetric)"
+    )
+
+    @field_validator("cidrs")
+    @classmethod
+    def _cidrs(cls, value: Mapping[str, str]) -> Mapping[str, str]:
+        bad = []
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as error:
+                bad.append(f"{cidr!r} ({error})")
+        if bad:
+            raise ValueError("not a network: " + ", ".join(bad))
+        return value
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        named = set(self.cidrs.values()) | set(self.distances)
+        for row in self.distances.values():
+            named |= set(row)
+        return tuple(sorted(named))
 
 
 class HttpSettings(_Frozen):
@@ -168,6 +203,7 @@ class Settings(_Frozen):
     zone: str
     dns: DnsSettings = DnsSettings()
     http: HttpSettings = HttpSettings()
+    geo: GeoSettings = GeoSettings()
     redis: RedisSettings = RedisSettings()
     collect: CollectSettings = CollectSettings()
     clusters: tuple[ClusterSettings, ...]

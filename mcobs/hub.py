@@ -46,6 +46,12 @@ def zone_policy(settings: Settings) -> ZonePolicy:
         negative_ttl=settings.dns.negative_ttl,
         stale_after=settings.collect.stale_after,
         hostmaster=settings.dns.hostmaster,
+        strategy=settings.dns.strategy,
+        max_answers=settings.dns.max_answers,
+        min_healthy_percent=settings.dns.min_healthy_percent,
+        last_resort=settings.dns.last_resort,
+        regions=tuple(sorted({*settings.geo.regions, *(c.region for c in settings.clusters)})),
+        distance=settings.geo.distances,
     )
 
 

@@ -90,6 +90,9 @@ class ZoneView:
     """Empty non-terminals: names between the apex and an owner name, which exist (NODATA)."""
     varied: Mapping[str, VariedRecords] = field(default_factory=lambda: MappingProxyType({}))
     """Names whose answer is picked per query; `names` holds their first variant."""
+    servfail: frozenset[str] = frozenset()
+    """Names answered SERVFAIL: a service whose last-resort policy is `servfail` and
+    no cluster can serve."""
 
     def in_zone(self, name: str) -> bool:
         return name == self.origin or name.endswith("." + self.origin)

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 from mcobs.answer import ZonePolicy, build_zone
 from mcobs.model import Health, HealthState, ServiceKey
 from mcobs.zone import Nameserver
@@ -36,7 +38,7 @@ def test_healthy_clusters_answer_ordered_by_weight_times_health() -> None:
             ),
         }
     )
-    view = build_zone(snap, POLICY, NOW).view
+    view = build_zone(snap, replace(POLICY, strategy="all"), NOW).view
     records = view.lookup("web.default." + ZONE)
     assert records is not None
     assert records.a == ("198.51.100.10", "192.0.2.10", "203.0.113.10")
@@ -63,7 +65,7 @@ def test_unready_endpoints_remove_only_that_cluster_for_that_service() -> None:
     snap = fleet(**{"eu-west": report("eu-west", (service("eu-west", ("192.0.2.10",), ready=0),))})
     plan = build_zone(snap, POLICY, NOW)
     records = plan.view.lookup("web.default." + ZONE)
-    assert records is not None and records.a == ("203.0.113.10", "198.51.100.10")  # ties: by name
+    assert records is not None and set(records.a) == {"203.0.113.10", "198.51.100.10"}
     reason = {c.cluster: c.reason for c in plan.services[ServiceKey("default", "web")].choices}
     assert reason["eu-west"] == "no ready endpoints (0 of 3)"
 
