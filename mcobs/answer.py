@@ -18,8 +18,16 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from mcobs.annotations import ServiceOptions, parse_options
-from mcobs.health import effective_health
-from mcobs.model import CatalogSnapshot, ClusterReport, ClusterService, Health, ServiceKey
+from mcobs.health import effective_health, with_overrides
+from mcobs.model import (
+    CatalogSnapshot,
+    ClusterReport,
+    ClusterService,
+    Health,
+    HealthState,
+    Scope,
+    ServiceKey,
+)
 from mcobs.strategies import STRATEGIES, All, Candidate, Lineup, Picks, StrategyContext
 from mcobs.zone import NameRecords, Nameserver, Soa, SrvRecord, VariedRecords, ZoneView
 
@@ -134,12 +142,19 @@ def _merge_options(
 
 
 def _exclusion(
-    service: ClusterService, report: ClusterReport, health: Health, min_healthy_percent: float
+    service: ClusterService,
+    report: ClusterReport,
+    health: Health,
+    service_health: Health,
+    min_healthy_percent: float,
 ) -> str | None:
     """Why a cluster cannot serve a service, or None when it can."""
     if not health.state.serves:
         why = "; ".join(health.reasons) or "no health observed"
         return f"cluster is {health.state.value}: {why}"
+    if not service_health.state.serves:
+        why = "; ".join(service_health.reasons) or "no health observed"
+        return f"service is {service_health.state.value} in this cluster: {why}"
     if report.weight <= 0:
         return "cluster weight is 0"
     if not service.addresses and not service.hostnames:
@@ -160,10 +175,25 @@ def _with(choice: ClusterChoice, *, in_answer: bool, reason: str) -> ClusterChoi
     return replace(choice, in_answer=in_answer, reason=reason)
 
 
+HEALTHY_SERVICE = Health(1.0, HealthState.HEALTHY)
+
+
+def _service_health(service: ClusterService, snapshot: CatalogSnapshot, now: float) -> Health:
+    """A service's own health in one cluster, after drains and alerts of that scope."""
+    scope = Scope(service.cluster, service.key)
+    return with_overrides(
+        service.health or HEALTHY_SERVICE,
+        [d for d in snapshot.drains.values() if d.scope == scope],
+        [a for a in snapshot.alerts.values() if a.scope == scope],
+        now,
+    )
+
+
 def _plan_service(
     key: ServiceKey,
     members: list[tuple[ClusterReport, ClusterService]],
     health: Mapping[str, Health],
+    service_health: Mapping[tuple[str, ServiceKey], Health],
     policy: ZonePolicy,
 ) -> _Service:
     options, problems = _merge_options(members)
@@ -176,8 +206,9 @@ def _plan_service(
     choices: list[ClusterChoice] = []
     for report, service in members:
         cluster_health = health[report.cluster]
-        excluded = _exclusion(service, report, cluster_health, min_percent)
-        rank = report.weight * cluster_health.score if excluded is None else 0.0
+        own = service_health[(report.cluster, key)]
+        excluded = _exclusion(service, report, cluster_health, own, min_percent)
+        rank = report.weight * cluster_health.score * own.score if excluded is None else 0.0
         choices.append(
             ClusterChoice(
                 cluster=report.cluster,
@@ -261,14 +292,28 @@ def _plan_all(
     snapshot: CatalogSnapshot, policy: ZonePolicy, now: float
 ) -> dict[ServiceKey, _Service]:
     health = {
-        name: effective_health(report, now, policy.stale_after)
-        for name, report in snapshot.reports.items()
+        name: cluster_health(snapshot, name, now, policy.stale_after) for name in snapshot.reports
     }
     members: dict[ServiceKey, list[tuple[ClusterReport, ClusterService]]] = defaultdict(list)
+    own: dict[tuple[str, ServiceKey], Health] = {}
     for report in snapshot.reports.values():
         for service in report.services:
             members[service.key].append((report, service))
-    return {key: _plan_service(key, members[key], health, policy) for key in sorted(members)}
+            own[(report.cluster, service.key)] = _service_health(service, snapshot, now)
+    return {key: _plan_service(key, members[key], health, own, policy) for key in sorted(members)}
+
+
+def cluster_health(
+    snapshot: CatalogSnapshot, cluster: str, now: float, stale_after: float
+) -> Health:
+    """A cluster's health as answers use it: reported, judged stale, then overridden."""
+    scope = Scope(cluster)
+    return with_overrides(
+        effective_health(snapshot.reports[cluster], now, stale_after),
+        [d for d in snapshot.drains.values() if d.scope == scope],
+        [a for a in snapshot.alerts.values() if a.scope == scope],
+        now,
+    )
 
 
 # -- records ---------------------------------------------------------------------

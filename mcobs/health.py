@@ -8,11 +8,12 @@ packet does not fail a region over.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from mcobs.model import ApiProbe, ClusterReport, Health, HealthState, Signal
+from mcobs.model import AlertMark, ApiProbe, ClusterReport, Drain, Health, HealthState, Signal
 
 DEGRADED_FACTOR = 0.5
 SLOW_API_FACTOR = 0.8
@@ -127,3 +128,41 @@ def effective_health(report: ClusterReport, now: float, stale_after: float) -> H
     if age > stale_after:
         return Health(0.0, HealthState.DOWN, (f"no report for {age:.0f}s (stale)",))
     return report.health
+
+
+def _when(at: float | None) -> str:
+    if at is None:
+        return ""
+    return " until " + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def with_overrides(
+    health: Health,
+    drains: Iterable[Drain],
+    alerts: Iterable[AlertMark],
+    now: float,
+) -> Health:
+    """Health after people's drains and Alertmanager's firing alerts for one scope.
+
+    A drain wins over everything; a critical alert takes the scope down, any
+    other alert degrades it. Expired drains and alerts count for nothing.
+    """
+    for drain in drains:
+        if drain.active(now):
+            who = f" by {drain.by}" if drain.by else ""
+            reason = f"drained{who}: {drain.reason}{_when(drain.expires_at)}"
+            return Health(0.0, HealthState.DRAINED, (reason,))
+    firing = [a for a in alerts if a.active(now)]
+    if not firing:
+        return health
+    reasons = tuple(
+        f"alert {a.name} ({a.severity}) firing{': ' + a.summary if a.summary else ''}"
+        for a in firing
+    )
+    if any(a.down for a in firing):
+        return Health(0.0, HealthState.DOWN, (*reasons, *health.reasons))
+    if not health.state.serves:
+        return Health(health.score, health.state, (*health.reasons, *reasons))
+    return Health(
+        round(health.score * DEGRADED_FACTOR, 4), HealthState.DEGRADED, (*reasons, *health.reasons)
+    )

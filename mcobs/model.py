@@ -17,6 +17,8 @@ class HealthState(StrEnum):
     HEALTHY = "healthy"
     DEGRADED = "degraded"
     DOWN = "down"
+    DRAINED = "drained"
+    """Taken out of answers by a person (`mcobs drain`), whatever its health."""
     UNKNOWN = "unknown"
 
     @property
@@ -70,6 +72,9 @@ class ClusterService:
     """The Service's `mcobs.io/` annotations, verbatim; parsed by `mcobs.annotations`."""
     problems: tuple[str, ...] = ()
     """What the collector dropped while converting (invalid addresses, bad annotations)."""
+    health: Health | None = None
+    """This service's own health in this cluster (probes, per-service signals); None
+    when nothing checks it beyond endpoint readiness."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +117,64 @@ class ClusterReport:
     """False when `services` is the last known list rather than a fresh one."""
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Scope:
+    """A whole cluster (`service` None) or one service in one cluster."""
+
+    cluster: str
+    service: ServiceKey | None = None
+
+    def __str__(self) -> str:
+        return self.cluster if self.service is None else f"{self.cluster}/{self.service}"
+
+    def covers(self, cluster: str, service: ServiceKey | None) -> bool:
+        """Whether this scope includes `service` in `cluster` (or the cluster itself)."""
+        return self.cluster == cluster and self.service in (None, service)
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """A person's override: keep a scope out of answers, with a reason."""
+
+    scope: Scope
+    reason: str
+    created_at: float
+    expires_at: float | None = None
+    by: str = ""
+
+    def active(self, now: float) -> bool:
+        return self.expires_at is None or now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMark:
+    """A firing Alertmanager alert that degrades or downs a scope until it resolves."""
+
+    fingerprint: str
+    scope: Scope
+    name: str
+    severity: str
+    down: bool
+    """True: the scope is down; False: degraded."""
+    starts_at: float
+    ends_at: float | None = None
+    summary: str = ""
+
+    def active(self, now: float) -> bool:
+        return self.ends_at is None or now < self.ends_at
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogSnapshot:
-    """A consistent view of every cluster's latest report."""
+    """A consistent view of every cluster's latest report and every override."""
 
     reports: Mapping[str, ClusterReport]
     version: int = 0
-    """Grows with every change; used as the DNS SOA serial base."""
+    """Grows with every change of the store (restarts with an empty Redis)."""
+    drains: Mapping[str, Drain] = field(default_factory=lambda: MappingProxyType({}))
+    """By `str(scope)`."""
+    alerts: Mapping[str, AlertMark] = field(default_factory=lambda: MappingProxyType({}))
+    """By fingerprint."""
 
 
 EMPTY_SNAPSHOT = CatalogSnapshot(MappingProxyType({}), 0)

@@ -24,11 +24,14 @@ from types import MappingProxyType
 from typing import Final, TypeAlias, TypeVar
 
 from mcobs.model import (
+    AlertMark,
     ApiProbe,
     ClusterReport,
     ClusterService,
+    Drain,
     Health,
     HealthState,
+    Scope,
     ServiceKey,
     ServicePort,
     Signal,
@@ -92,6 +95,15 @@ def _encode_service(service: ClusterService) -> JsonValue:
         "total_endpoints": service.total_endpoints,
         "annotations": _str_map(service.annotations),
         "problems": _strs(service.problems),
+        "health": None if service.health is None else _encode_health(service.health),
+    }
+
+
+def _encode_health(health: Health) -> JsonValue:
+    return {
+        "score": _num(health.score),
+        "state": health.state.value,
+        "reasons": _strs(health.reasons),
     }
 
 
@@ -115,11 +127,7 @@ def report_to_dict(report: ClusterReport) -> dict[str, JsonValue]:
             "nodes_total": probe.nodes_total,
             "error": probe.error,
         },
-        "health": {
-            "score": _num(report.health.score),
-            "state": report.health.state.value,
-            "reasons": _strs(report.health.reasons),
-        },
+        "health": _encode_health(report.health),
         "services": services,
         "signals": signals,
         "weight": _num(report.weight),
@@ -324,6 +332,7 @@ _SERVICE_FIELDS: Final = frozenset(
         "total_endpoints",
         "annotations",
         "problems",
+        "health",
     }
 )
 _PORT_FIELDS: Final = frozenset({"name", "port", "protocol"})
@@ -392,6 +401,7 @@ def _service(r: _Reader, value: object, path: str) -> ClusterService:
         total_endpoints=r.integer(d, "total_endpoints", path, 0),
         annotations=r.str_map(d, "annotations", path),
         problems=r.strings(d, "problems", path),
+        health=None if d.get("health") is None else _health(r, d["health"], _at(path, "health")),
     )
 
 
@@ -463,3 +473,116 @@ def check_report(report: ClusterReport) -> bytes:
     raw = report_to_bytes(report)
     report_from_bytes(raw)
     return raw
+
+
+# --- overrides: drains and alerts ---------------------------------------------------------
+
+_SCOPE_FIELDS: Final = frozenset({"cluster", "namespace", "service"})
+_DRAIN_FIELDS: Final = frozenset({"schema", "scope", "reason", "created_at", "expires_at", "by"})
+_ALERT_FIELDS: Final = frozenset(
+    {
+        "schema",
+        "fingerprint",
+        "scope",
+        "name",
+        "severity",
+        "down",
+        "starts_at",
+        "ends_at",
+        "summary",
+    }
+)
+
+
+def _encode_scope(scope: Scope) -> JsonValue:
+    service = scope.service
+    return {
+        "cluster": scope.cluster,
+        "namespace": service.namespace if service else None,
+        "service": service.name if service else None,
+    }
+
+
+def _scope(r: _Reader, value: object, path: str) -> Scope:
+    d = r.obj(value, path, _SCOPE_FIELDS)
+    namespace = r.opt_string(d, "namespace", path)
+    name = r.opt_string(d, "service", path)
+    if (namespace is None) != (name is None):
+        r.fail(path, "namespace and service go together")
+    key = ServiceKey(namespace, name) if namespace and name else None
+    return Scope(r.name(d, "cluster", path), key)
+
+
+def _dump(data: dict[str, JsonValue]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _load(raw: bytes | str, fields: frozenset[str]) -> tuple[_Reader, dict[str, object]]:
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CatalogDecodeError([f"(root): not valid JSON: {error}"]) from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise CatalogDecodeError([f"schema: unsupported or missing (this mcobs reads {SCHEMA})"])
+    r = _Reader()
+    return r, r.obj(data, "", fields)
+
+
+def drain_to_bytes(drain: Drain) -> bytes:
+    return _dump(
+        {
+            "schema": SCHEMA,
+            "scope": _encode_scope(drain.scope),
+            "reason": drain.reason,
+            "created_at": _num(drain.created_at),
+            "expires_at": _opt_num(drain.expires_at),
+            "by": drain.by,
+        }
+    )
+
+
+def drain_from_bytes(raw: bytes | str) -> Drain:
+    r, d = _load(raw, _DRAIN_FIELDS)
+    drain = Drain(
+        scope=_scope(r, d.get("scope"), "scope"),
+        reason=r.string(d, "reason", ""),
+        created_at=r.number(d, "created_at", ""),
+        expires_at=r.opt_number(d, "expires_at", ""),
+        by=r.string(d, "by", ""),
+    )
+    if r.errors:
+        raise CatalogDecodeError(r.errors)
+    return drain
+
+
+def alert_to_bytes(alert: AlertMark) -> bytes:
+    return _dump(
+        {
+            "schema": SCHEMA,
+            "fingerprint": alert.fingerprint,
+            "scope": _encode_scope(alert.scope),
+            "name": alert.name,
+            "severity": alert.severity,
+            "down": alert.down,
+            "starts_at": _num(alert.starts_at),
+            "ends_at": _opt_num(alert.ends_at),
+            "summary": alert.summary,
+        }
+    )
+
+
+def alert_from_bytes(raw: bytes | str) -> AlertMark:
+    r, d = _load(raw, _ALERT_FIELDS)
+    alert = AlertMark(
+        fingerprint=r.name(d, "fingerprint", ""),
+        scope=_scope(r, d.get("scope"), "scope"),
+        name=r.string(d, "name", ""),
+        severity=r.string(d, "severity", ""),
+        down=r.boolean(d, "down", ""),
+        starts_at=r.number(d, "starts_at", ""),
+        ends_at=r.opt_number(d, "ends_at", ""),
+        summary=r.string(d, "summary", ""),
+    )
+    if r.errors:
+        raise CatalogDecodeError(r.errors)
+    return alert

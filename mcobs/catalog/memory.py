@@ -12,9 +12,16 @@ import time
 from collections.abc import AsyncGenerator, Callable
 from types import MappingProxyType
 
-from mcobs.catalog.codec import report_from_bytes, report_to_bytes
+from mcobs.catalog.codec import (
+    alert_from_bytes,
+    alert_to_bytes,
+    drain_from_bytes,
+    drain_to_bytes,
+    report_from_bytes,
+    report_to_bytes,
+)
 from mcobs.catalog.store import CatalogUnavailable
-from mcobs.model import CatalogSnapshot, ClusterReport
+from mcobs.model import AlertMark, CatalogSnapshot, ClusterReport, Drain, Scope
 
 
 class _Subscriber:
@@ -38,6 +45,8 @@ class MemoryCatalog:
         self._ttl = ttl
         self._clock = clock
         self._reports: dict[str, ClusterReport] = {}
+        self._drains: dict[str, Drain] = {}
+        self._alerts: dict[str, AlertMark] = {}
         self._deadlines: dict[str, float] = {}
         self._version = 0
         self._subscribers: set[_Subscriber] = set()
@@ -75,11 +84,40 @@ class MemoryCatalog:
         if self._reports.pop(cluster, None) is not None:
             self._changed()
 
+    async def put_drain(self, drain: Drain) -> None:
+        self._check_open()
+        self._drains[str(drain.scope)] = drain_from_bytes(drain_to_bytes(drain))
+        self._changed()
+
+    async def remove_drain(self, scope: Scope) -> bool:
+        self._check_open()
+        if self._drains.pop(str(scope), None) is None:
+            return False
+        self._changed()
+        return True
+
+    async def put_alert(self, alert: AlertMark) -> None:
+        self._check_open()
+        self._alerts[alert.fingerprint] = alert_from_bytes(alert_to_bytes(alert))
+        self._changed()
+
+    async def remove_alert(self, fingerprint: str) -> bool:
+        self._check_open()
+        if self._alerts.pop(fingerprint, None) is None:
+            return False
+        self._changed()
+        return True
+
     async def snapshot(self) -> CatalogSnapshot:
         self._check_open()
         expired = set(self._expired(self._clock()))
         reports = {c: r for c, r in self._reports.items() if c not in expired}
-        return CatalogSnapshot(MappingProxyType(reports), self._version)
+        return CatalogSnapshot(
+            MappingProxyType(reports),
+            self._version,
+            drains=MappingProxyType(dict(self._drains)),
+            alerts=MappingProxyType(dict(self._alerts)),
+        )
 
     async def subscribe(self) -> AsyncGenerator[int | None, None]:
         if self._closed:

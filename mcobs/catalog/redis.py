@@ -5,6 +5,7 @@ Key layout, with the default prefix `mcobs`:
     mcobs:{catalog}:reports   hash     cluster name -> report JSON (see `codec`)
     mcobs:{catalog}:version   string   integer, INCR'ed by every change
     mcobs:{catalog}:expiry    zset     cluster name -> Unix deadline (only with `ttl`)
+    mcobs:{catalog}:overrides hash     drain/<scope> or alert/<fingerprint> -> JSON
     mcobs:{catalog}:changes   channel  PUBLISHed with the new version after each change
 
 Every key carries the hash tag `{catalog}`, so on Redis Cluster the whole
@@ -40,9 +41,17 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from mcobs.catalog.codec import CatalogDecodeError, check_report, report_from_bytes
+from mcobs.catalog.codec import (
+    CatalogDecodeError,
+    alert_from_bytes,
+    alert_to_bytes,
+    check_report,
+    drain_from_bytes,
+    drain_to_bytes,
+    report_from_bytes,
+)
 from mcobs.catalog.store import CatalogUnavailable
-from mcobs.model import CatalogSnapshot, ClusterReport
+from mcobs.model import AlertMark, CatalogSnapshot, ClusterReport, Drain, Scope
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +87,23 @@ return version
 """
 
 
+# KEYS: overrides, version. ARGV: field, payload ("" = delete), channel.
+_OVERRIDE: Final = """
+if ARGV[2] == '' then
+  if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then
+    return 0
+  end
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+local version = redis.call('INCR', KEYS[2])
+redis.call('PUBLISH', ARGV[3], version)
+return version
+"""
+_DRAIN = "drain/"
+_ALERT = "alert/"
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogKeys:
     """The Redis names of one catalog (see the module docstring)."""
@@ -86,13 +112,20 @@ class CatalogKeys:
     version: str
     expiry: str
     channel: str
+    overrides: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> CatalogKeys:
         if not prefix or any(c in prefix for c in "{}"):
             raise ValueError(f"catalog prefix must be non-empty and without braces: {prefix!r}")
         base = f"{prefix}:{{catalog}}"
-        return cls(f"{base}:reports", f"{base}:version", f"{base}:expiry", f"{base}:changes")
+        return cls(
+            f"{base}:reports",
+            f"{base}:version",
+            f"{base}:expiry",
+            f"{base}:changes",
+            f"{base}:overrides",
+        )
 
 
 def _text(value: bytes | str) -> str:
@@ -146,6 +179,7 @@ class RedisCatalog:
         self._resubscribe_max = resubscribe_max
         self._put = client.register_script(_PUT)
         self._remove = client.register_script(_REMOVE)
+        self._override = client.register_script(_OVERRIDE)
         self._decoded: dict[str, tuple[bytes | str, ClusterReport]] = {}
         self._skipped: Mapping[str, str] = MappingProxyType({})
         self._closing: asyncio.Future[None] | None = None
@@ -220,16 +254,65 @@ class RedisCatalog:
             ),
         )
 
-    async def _read(self) -> tuple[dict[bytes | str, bytes | str], object, list[bytes | str]]:
+    async def _write_override(self, field: str, payload: bytes) -> bool:
+        keys = self.keys
+        version = await self._call(
+            "override",
+            self._override(
+                keys=[keys.overrides, keys.version], args=[field, payload, keys.channel]
+            ),
+        )
+        return bool(version)
+
+    async def put_drain(self, drain: Drain) -> None:
+        await self._write_override(_DRAIN + str(drain.scope), drain_to_bytes(drain))
+
+    async def remove_drain(self, scope: Scope) -> bool:
+        return await self._write_override(_DRAIN + str(scope), b"")
+
+    async def put_alert(self, alert: AlertMark) -> None:
+        await self._write_override(_ALERT + alert.fingerprint, alert_to_bytes(alert))
+
+    async def remove_alert(self, fingerprint: str) -> bool:
+        return await self._write_override(_ALERT + fingerprint, b"")
+
+    async def _read(
+        self,
+    ) -> tuple[
+        dict[bytes | str, bytes | str], object, list[bytes | str], dict[bytes | str, bytes | str]
+    ]:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hgetall(self.keys.reports)
             pipe.get(self.keys.version)
             pipe.zrangebyscore(self.keys.expiry, "-inf", repr(self._clock()))
-            raw_reports, raw_version, expired = await pipe.execute()
-        return raw_reports, raw_version, expired
+            pipe.hgetall(self.keys.overrides)
+            raw_reports, raw_version, expired, overrides = await pipe.execute()
+        return raw_reports, raw_version, expired, overrides
+
+    def _overrides(
+        self, raw: dict[bytes | str, bytes | str], skipped: dict[str, str]
+    ) -> tuple[dict[str, Drain], dict[str, AlertMark]]:
+        drains: dict[str, Drain] = {}
+        alerts: dict[str, AlertMark] = {}
+        for raw_field, payload in raw.items():
+            field = _text(raw_field)
+            try:
+                if field.startswith(_DRAIN):
+                    drain = drain_from_bytes(payload)
+                    drains[str(drain.scope)] = drain
+                elif field.startswith(_ALERT):
+                    alert = alert_from_bytes(payload)
+                    alerts[alert.fingerprint] = alert
+                else:
+                    skipped[field] = "unknown override kind"
+            except CatalogDecodeError as error:
+                skipped[field] = str(error)
+        return drains, alerts
 
     async def snapshot(self) -> CatalogSnapshot:
-        raw_reports, raw_version, raw_expired = await self._call("snapshot", self._read())
+        raw_reports, raw_version, raw_expired, raw_overrides = await self._call(
+            "snapshot", self._read()
+        )
         version = 0 if raw_version is None else _version(raw_version)
         if version is None:
             raise CatalogUnavailable(f"{self.keys.version} is not an integer: {raw_version!r}")
@@ -257,8 +340,14 @@ class RedisCatalog:
             reports[cluster] = report
             decoded[cluster] = (payload, report)
         self._decoded = decoded
+        drains, alerts = self._overrides(raw_overrides, skipped)
         self._note_skipped(skipped)
-        return CatalogSnapshot(MappingProxyType(reports), version)
+        return CatalogSnapshot(
+            MappingProxyType(reports),
+            version,
+            drains=MappingProxyType(drains),
+            alerts=MappingProxyType(alerts),
+        )
 
     def _note_skipped(self, skipped: dict[str, str]) -> None:
         for cluster, reason in skipped.items():

@@ -1,7 +1,8 @@
 """The catalog store contract, and the watcher that keeps a snapshot of it in memory.
 
-A store holds every cluster's latest `ClusterReport` (replaced as a whole) and a
-version that grows with every change. Writers (collectors) `put` and `remove`;
+A store holds every cluster's latest `ClusterReport` (replaced as a whole), the
+overrides (drains by people, firing alerts from Alertmanager), and a version
+that grows with every change. Writers (collectors) `put` and `remove`;
 readers (DNS, HTTP) use a `CatalogWatcher`, which loads a `snapshot()` when
 `subscribe()` says something changed, polls slowly as a safety net, and keeps
 serving its last good snapshot while the store is unavailable.
@@ -19,7 +20,7 @@ from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
 from typing import Protocol
 
-from mcobs.model import EMPTY_SNAPSHOT, CatalogSnapshot, ClusterReport
+from mcobs.model import EMPTY_SNAPSHOT, AlertMark, CatalogSnapshot, ClusterReport, Drain, Scope
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,22 @@ class CatalogStore(Protocol):
 
     async def remove(self, cluster: str) -> None:
         """Forget one cluster (bumps the version if it was there)."""
+        ...
+
+    async def put_drain(self, drain: Drain) -> None:
+        """Add or replace the drain of `drain.scope` (one per scope); bumps the version."""
+        ...
+
+    async def remove_drain(self, scope: Scope) -> bool:
+        """Undrain a scope; False when it was not drained."""
+        ...
+
+    async def put_alert(self, alert: AlertMark) -> None:
+        """Add or replace a firing alert by fingerprint; bumps the version."""
+        ...
+
+    async def remove_alert(self, fingerprint: str) -> bool:
+        """Forget a resolved alert; False when it was not known."""
         ...
 
     async def snapshot(self) -> CatalogSnapshot:

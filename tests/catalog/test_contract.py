@@ -10,7 +10,7 @@ import pytest
 
 from mcobs.catalog.codec import CatalogDecodeError
 from mcobs.catalog.store import CatalogUnavailable, CatalogWatcher
-from mcobs.model import ClusterReport
+from mcobs.model import AlertMark, ClusterReport, Drain, Scope, ServiceKey
 from tests.catalog.builders import report, service
 from tests.catalog.conftest import Clock, OpenStore
 from tests.catalog.helpers import next_change, wait_until
@@ -160,3 +160,27 @@ async def test_a_watcher_follows_another_handle(open_store: OpenStore) -> None:
         await wait_until(lambda: set(watcher.current.reports) == {"a", "b"})
         assert watcher.last_error is None
     assert seen == sorted(seen) and len(seen) == 2
+
+
+async def test_drains_and_alerts_are_kept_beside_the_reports(open_store: OpenStore) -> None:
+    store = await open_store()
+    other = await open_store()
+    web = ServiceKey("default", "web")
+    drain = Drain(Scope("eu-west", web), "maintenance", created_at=1e9, expires_at=2e9, by="ops")
+    alert = AlertMark("fp1", Scope("us-east"), "KubeAPIDown", "critical", True, 1e9, None, "dead")
+    await store.put(report("eu-west"))
+    before = (await other.snapshot()).version
+    await store.put_drain(drain)
+    await store.put_alert(alert)
+    snapshot = await other.snapshot()
+    assert snapshot.version > before
+    assert dict(snapshot.drains) == {"eu-west/default/web": drain}
+    assert dict(snapshot.alerts) == {"fp1": alert}
+    assert set(snapshot.reports) == {"eu-west"}
+
+    assert await store.remove_drain(Scope("eu-west", web))
+    assert not await store.remove_drain(Scope("eu-west", web))
+    assert await store.remove_alert("fp1")
+    assert not await store.remove_alert("fp1")
+    snapshot = await other.snapshot()
+    assert not snapshot.drains and not snapshot.alerts

@@ -58,8 +58,10 @@ def test_every_key_of_a_catalog_is_in_one_hash_slot() -> None:
         version="mcobs:{catalog}:version",
         expiry="mcobs:{catalog}:expiry",
         channel="mcobs:{catalog}:changes",
+        overrides="mcobs:{catalog}:overrides",
     )
-    assert len({key_slot(k.encode()) for k in (keys.reports, keys.version, keys.expiry)}) == 1
+    stored = (keys.reports, keys.version, keys.expiry, keys.overrides)
+    assert len({key_slot(k.encode()) for k in stored}) == 1
     for bad in ("", "a{b", "a}"):
         with pytest.raises(ValueError, match="prefix"):
             CatalogKeys.for_prefix(bad)
