@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -13,7 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mcobs.config import ConfigError, Settings, load_settings, parse_settings
+from mcobs.config import (
+    TOKEN_ENV,
+    ConfigError,
+    Settings,
+    api_token,
+    load_settings,
+    parse_settings,
+)
+from mcobs.overrides_cli import add_override_commands
 
 if TYPE_CHECKING:
     from mcobs.hub import Hub
@@ -54,9 +63,14 @@ async def _serve(settings: Settings) -> None:
     from mcobs.catalog.redis import RedisCatalog
     from mcobs.hub import Hub
 
+    token = api_token(settings, os.environ)
+    if token is None:
+        log.warning(
+            "no API token (http.token_file or %s): mutating API calls are disabled", TOKEN_ENV
+        )
     store = RedisCatalog.from_url(settings.redis.url, prefix=settings.redis.prefix)
     try:
-        async with Hub(settings, store) as hub:
+        async with Hub(settings, store, token=token) as hub:
             log.info(
                 "serving zone %s: DNS on %s:%d, HTTP on %s:%d",
                 settings.zone,
@@ -86,12 +100,12 @@ async def _until_signalled(hub: Hub) -> None:
 def _serve_command(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(Path(args.config))
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(settings))
     except ConfigError as error:
         for problem in error.problems:
             log.error("%s: %s", error.source, problem)
         return 1
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings))
     return 0
 
 
@@ -166,7 +180,13 @@ async def _demo(args: argparse.Namespace) -> None:
     else:
         store = MemoryCatalog()
     try:
-        async with Hub(settings, store, extra_routes=sim_routes(fleet)) as hub:
+        async with Hub(
+            settings,
+            store,
+            extra_routes=sim_routes(fleet),
+            token=args.token,
+            open_mutations=args.token is None,
+        ) as hub:
             print(
                 _demo_banner(
                     hub.dns_port,
@@ -207,7 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--clusters", type=int, default=3, choices=range(1, 101), metavar="N")
     demo.add_argument("--redis-url", help="use this Redis as the catalog (default: embedded)")
     demo.add_argument("--kubeconfig", help="where to write the simulated clusters' kubeconfig")
+    demo.add_argument("--token", help="require this bearer token for mutating API calls")
     demo.set_defaults(handler=_demo_command)
+
+    add_override_commands(commands)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")

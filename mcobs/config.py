@@ -122,6 +122,10 @@ class GeoSettings(_Frozen):
 class HttpSettings(_Frozen):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535)
+    token_file: Path | None = Field(
+        None, description="bearer token for mutating calls (MCOBS_API_TOKEN overrides)"
+    )
+    protect_reads: bool = Field(False, description="ask the token of read calls too")
 
     @field_validator("host")
     @classmethod
@@ -199,11 +203,18 @@ class ClusterSettings(_Frozen):
         return self
 
 
+class AlertSettings(_Frozen):
+    down_severities: frozenset[str] = Field(
+        frozenset({"critical"}), description="severities that take a scope down (others degrade)"
+    )
+
+
 class Settings(_Frozen):
     zone: str
     dns: DnsSettings = DnsSettings()
     http: HttpSettings = HttpSettings()
     geo: GeoSettings = GeoSettings()
+    alerts: AlertSettings = AlertSettings()
     redis: RedisSettings = RedisSettings()
     collect: CollectSettings = CollectSettings()
     clusters: tuple[ClusterSettings, ...]
@@ -260,6 +271,25 @@ def parse_settings(data: Any, source: str = "<config>") -> Settings:
         return Settings.model_validate(data)
     except ValidationError as error:
         raise ConfigError(source, _describe(error)) from None
+
+
+TOKEN_ENV = "MCOBS_API_TOKEN"
+
+
+def api_token(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """The API bearer token: the environment wins over `http.token_file`."""
+    if environ.get(TOKEN_ENV):
+        return environ[TOKEN_ENV].strip()
+    path = settings.http.token_file
+    if path is None:
+        return None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ConfigError("http.token_file", [f"cannot read: {error.strerror}"]) from None
+    if len(token) < 16:
+        raise ConfigError("http.token_file", ["the token must be at least 16 characters"])
+    return token
 
 
 def load_settings(path: Path) -> Settings:

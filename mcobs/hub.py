@@ -21,6 +21,7 @@ from aiohttp import web
 
 from mcobs.answer import ZonePlan, ZonePolicy, build_zone
 from mcobs.api.app import make_app
+from mcobs.api.control import control_routes
 from mcobs.catalog.store import CatalogStore, CatalogWatcher
 from mcobs.collect.cluster import ClusterCollector, ClusterIdentity
 from mcobs.collect.credentials import load_credentials
@@ -230,8 +231,12 @@ class Hub:
         extra_routes: Sequence[web.AbstractRouteDef] = (),
         clock: Callable[[], float] = time.time,
         collect: bool = True,
+        token: str | None = None,
+        open_mutations: bool = False,
     ) -> None:
         self.settings = settings
+        self._token = token
+        self._open_mutations = open_mutations
         self.store = store
         self.clock = clock
         self.planner = Planner(zone_policy(settings), clock)
@@ -263,7 +268,7 @@ class Hub:
 
     async def _start(self) -> None:
         stack = self._stack
-        watcher = CatalogWatcher(self.store, on_change=self.planner.on_snapshot)
+        watcher = CatalogWatcher(self.store, on_change=self._on_snapshot)
         watcher.start()
         stack.push_async_callback(watcher.stop)
 
@@ -273,7 +278,23 @@ class Hub:
         await self.dns.start()
         stack.push_async_callback(self.dns.stop)
 
-        runner = web.AppRunner(make_app(self.state, self._extra_routes), access_log=None)
+        routes = [
+            *control_routes(
+                self.store,
+                lambda: self.planner.snapshot,
+                self.clock,
+                self.settings.alerts.down_severities,
+            ),
+            *self._extra_routes,
+        ]
+        app = make_app(
+            self.state,
+            routes,
+            token=self._token,
+            open_mutations=self._open_mutations,
+            protect_reads=self.settings.http.protect_reads,
+        )
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, self.settings.http.host, self.settings.http.port)
@@ -295,6 +316,13 @@ class Hub:
             for collector in self.collectors:
                 self._spawn(collector.run(), f"collector {collector.identity.name}")
         stack.push_async_callback(self._cancel_tasks)
+
+    def _on_snapshot(self, snapshot: CatalogSnapshot) -> None:
+        self.planner.on_snapshot(snapshot)
+        for collector in self.collectors:
+            if collector.identity.name not in snapshot.reports:
+                # The catalog lost this cluster (e.g. Redis restarted empty): write it again.
+                collector.republish()
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from mcobs.answer import ZonePlan
+from mcobs.api.control import catalog_unavailable_as_503
 from mcobs.api.render import cluster_json, service_json
 from mcobs.model import CatalogSnapshot, ServiceKey
 
@@ -53,6 +56,38 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_json(500, "internal error")
+
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def bearer_auth(
+    token: str | None, *, open_mutations: bool, protect_reads: bool = False
+) -> Middleware:
+    """Mutating `/api/` calls need `Authorization: Bearer <token>` (compared in
+    constant time). Without a token they are refused, unless `open_mutations`
+    (the loopback-only demo). `protect_reads` asks the token of reads too."""
+    expected = f"Bearer {token}".encode() if token else None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith("/api/"):
+            return await handler(request)
+        mutating = request.method in MUTATING
+        if not mutating and not protect_reads:
+            return await handler(request)
+        if expected is None:
+            if open_mutations or not mutating:
+                return await handler(request)
+            return error_json(403, "mutating calls are disabled: no API token is configured")
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            response = error_json(401, "missing or wrong bearer token")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="mcobs"'
+            return response
+        return await handler(request)
+
+    return middleware
 
 
 def _routes(hub: HubView) -> web.RouteTableDef:
@@ -100,8 +135,22 @@ def _routes(hub: HubView) -> web.RouteTableDef:
     return routes
 
 
-def make_app(hub: HubView, extra: Iterable[web.AbstractRouteDef] = ()) -> web.Application:
-    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+def make_app(
+    hub: HubView,
+    extra: Iterable[web.AbstractRouteDef] = (),
+    *,
+    token: str | None = None,
+    open_mutations: bool = False,
+    protect_reads: bool = False,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[
+            json_errors,
+            bearer_auth(token, open_mutations=open_mutations, protect_reads=protect_reads),
+            catalog_unavailable_as_503(),
+        ],
+        client_max_size=MAX_BODY_BYTES,
+    )
     app.add_routes(_routes(hub))
     app.add_routes(list(extra))
     return app

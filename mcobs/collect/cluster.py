@@ -87,6 +87,7 @@ class ClusterCollector:
         self._last_signals: tuple[Signal, ...] = ()
         self._dirty = asyncio.Event()
         self._sweep_now = asyncio.Event()
+        self._connect_tried = asyncio.Event()
         self.last_report: ClusterReport | None = None
         self._catalog_failing = False
 
@@ -94,6 +95,11 @@ class ClusterCollector:
 
     def _changed(self) -> None:
         self._dirty.set()
+
+    def republish(self) -> None:
+        """Write the current report again soon (the catalog lost it)."""
+        if self.last_report is not None:
+            self._dirty.set()
 
     def _watch_failed(self, message: str) -> None:
         self._sweep_now.set()
@@ -223,13 +229,17 @@ class ClusterCollector:
             except CredentialsError as error:
                 log.error("%s: %s", self.identity.name, error)
                 self._last_probe = ApiProbe(reachable=False, error=str(error))
+                self._connect_tried.set()
                 await asyncio.sleep(CREDENTIALS_RETRY)
                 continue
+            self._connect_tried.set()
             async with asyncio.TaskGroup() as tasks:
                 for reflector in self._reflectors(self._api):
                     tasks.create_task(reflector.run())
 
     async def _sweep_loop(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connect_tried.wait(), self._interval)
         while True:
             report = await self.sweep()
             delay = self._interval if report.probe.reachable else RETRY_AFTER_FAILURE

@@ -5,18 +5,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import dns.asyncquery
 import dns.message
 import dns.rcode
 import dns.rdatatype
-import pytest
 
 from mcobs.catalog.redis import RedisCatalog
-from mcobs.cli import demo_settings
 from mcobs.config import Settings
 from mcobs.hub import Hub
 from mcobs.sim.control import sim_routes
@@ -48,17 +45,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], limit: float = 15.0) 
             return time.monotonic() - start
         await asyncio.sleep(0.05)
     raise AssertionError(f"condition not met within {limit}s")
-
-
-@pytest.fixture
-async def fleet() -> AsyncIterator[SimFleet]:
-    async with SimFleet.default(clusters=3) as running:
-        yield running
-
-
-@pytest.fixture
-def settings(fleet: SimFleet, tmp_path: Path) -> Settings:
-    return demo_settings(fleet, fleet.write_kubeconfig(tmp_path / "kubeconfig"), 0, 0)
 
 
 def redis_store(server: RedisServer) -> RedisCatalog:
@@ -169,7 +155,7 @@ async def test_demo_control_api_drives_the_outage_over_http(
 ) -> None:
     store = redis_store(redis_server)
     try:
-        async with Hub(settings, store, extra_routes=sim_routes(fleet)) as hub:
+        async with Hub(settings, store, extra_routes=sim_routes(fleet), open_mutations=True) as hub:
             base = f"http://127.0.0.1:{hub.http_port}/api/v1"
             await eventually(lambda: _srv_count(hub.dns_port, 3))
             async with aiohttp.ClientSession() as http:
