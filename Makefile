@@ -28,14 +28,18 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-## Debian packages the tests start or call: redis-server, dig, kubectl (preinstalled on CI images).
+## Debian packages the tests start or call (kubectl comes preinstalled on these machines).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v dig >/dev/null || missing="$$missing dnsutils"; \
+	test -x /usr/sbin/unbound || missing="$$missing unbound"; \
+	test -x /usr/sbin/dnsmasq || missing="$$missing dnsmasq-base"; \
+	command -v named-checkconf >/dev/null || missing="$$missing bind9-utils"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  (systemctl disable --now unbound || service unbound stop) >/dev/null 2>&1 || true; \
 	fi
 
 clean:

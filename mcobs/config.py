@@ -163,7 +163,12 @@ DEFAULT_SIGNALS = (SignalSettings(name="targets_up", query="sum(up) / count(up)"
 class CollectSettings(_Frozen):
     interval: Seconds = Field(5.0, description="seconds between health sweeps of a cluster")
     timeout: Seconds = Field(3.0, description="timeout of one request to a cluster")
-    down_after_failures: int = Field(2, ge=1, le=100)
+    down_after_failures: int = Field(2, ge=1, le=100, description="bad sweeps in a row: down")
+    up_after_successes: int = Field(2, ge=1, le=100, description="good sweeps in a row: back")
+    min_down_seconds: float = Field(5.0, ge=0, le=3600, description="least time spent down")
+    flap_limit: int = Field(4, ge=2, le=100, description="downs within flap_window that...")
+    flap_window: Seconds = Field(300.0, description="...hold a scope down for hold_down")
+    hold_down: float = Field(300.0, ge=0, le=86400)
     stale_after: Seconds = Field(30.0, description="a cluster that has not reported is down")
     slow_api_seconds: Seconds = Field(1.0, description="API latency above this: degraded")
     signals: tuple[SignalSettings, ...] = DEFAULT_SIGNALS

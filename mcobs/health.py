@@ -28,18 +28,42 @@ class SignalBounds:
 
 
 @dataclass(frozen=True, slots=True)
-class HealthPolicy:
-    down_after_failures: int = 2
-    stale_after: float = 30.0
-    slow_api_seconds: float = 1.0
-    signals: Mapping[str, SignalBounds] = field(default_factory=lambda: MappingProxyType({}))
+class Hysteresis:
+    """How observations become a stable state (see `track`)."""
+
+    down_after: int = 2
+    """Bad observations in a row before a scope goes down."""
+    up_after: int = 2
+    """Good observations in a row before a down scope comes back."""
+    min_down_seconds: float = 5.0
+    """A scope that went down stays down at least this long (going down is never delayed)."""
+    flap_limit: int = 4
+    """Going down this many times within `flap_window` seconds..."""
+    flap_window: float = 300.0
+    hold_down: float = 300.0
+    """...holds the scope down this long."""
 
 
 @dataclass(frozen=True, slots=True)
-class Assessment:
+class HealthPolicy:
+    stale_after: float = 30.0
+    slow_api_seconds: float = 1.0
+    signals: Mapping[str, SignalBounds] = field(default_factory=lambda: MappingProxyType({}))
+    hysteresis: Hysteresis = Hysteresis()
+
+
+@dataclass(frozen=True, slots=True)
+class Tracker:
+    """A scope's stable health and the history that steadies it."""
+
     health: Health
-    failures: int
-    """Consecutive failed API probes, carried into the next assessment."""
+    since: float
+    """When the stable state last went down or came back."""
+    bad: int = 0
+    good: int = 0
+    downs: tuple[float, ...] = ()
+    """When it went down, within the flap window."""
+    held_until: float | None = None
 
 
 def _outside(value: float, low: float | None, high: float | None) -> str | None:
@@ -50,7 +74,7 @@ def _outside(value: float, low: float | None, high: float | None) -> str | None:
     return None
 
 
-def _judge_signals(
+def judge_signals(
     signals: Iterable[Signal], bounds: Mapping[str, SignalBounds]
 ) -> tuple[list[str], list[str], list[str]]:
     """Reasons for (down, degraded, informational) from the signals."""
@@ -72,32 +96,24 @@ def _judge_signals(
     return down, degraded, info
 
 
-def assess(
-    probe: ApiProbe,
-    signals: Iterable[Signal],
-    previous: Assessment | None,
-    policy: HealthPolicy,
-) -> Assessment:
-    """The health of a cluster after one sweep, given the previous assessment."""
-    if not probe.reachable:
-        failures = (previous.failures if previous else 0) + 1
-        error = probe.error or "no answer"
-        if failures >= policy.down_after_failures:
-            reason = f"API unreachable ({failures} failed probes): {error}"
-            return Assessment(Health(0.0, HealthState.DOWN, (reason,)), failures)
-        held = previous.health if previous else Health(0.0, HealthState.UNKNOWN)
-        reason = (
-            f"API probe failed ({failures} of {policy.down_after_failures} before down): {error}"
-        )
-        return Assessment(Health(held.score, held.state, (*held.reasons, reason)), failures)
+def combine(down: list[str], degraded: list[str], info: list[str], score: float = 1.0) -> Health:
+    """A health from reasons: any down reason is down, any degraded one degrades."""
+    if down:
+        return Health(0.0, HealthState.DOWN, tuple(down + degraded + info))
+    state = HealthState.DEGRADED if degraded else HealthState.HEALTHY
+    return Health(round(score * DEGRADED_FACTOR ** len(degraded), 4), state, tuple(degraded + info))
 
+
+def observe(probe: ApiProbe, signals: Iterable[Signal], policy: HealthPolicy) -> Health:
+    """A cluster's health from one sweep's observations alone (no history)."""
+    if not probe.reachable:
+        return Health(0.0, HealthState.DOWN, (f"API unreachable: {probe.error or 'no answer'}",))
     score = 1.0
     down: list[str] = []
     degraded: list[str] = []
     info: list[str] = []
     if probe.readyz_ok is False:
         degraded.append("apiserver /readyz is failing")
-        score *= DEGRADED_FACTOR
     if probe.nodes_total:
         share = probe.nodes_ready / probe.nodes_total
         if probe.nodes_ready == 0:
@@ -108,18 +124,69 @@ def assess(
             )
             score *= share
     if probe.latency_s is not None and probe.latency_s > policy.slow_api_seconds:
-        degraded.append(f"API latency {probe.latency_s:.2f}s > {policy.slow_api_seconds:g}s")
+        info.append(f"API latency {probe.latency_s:.2f}s > {policy.slow_api_seconds:g}s")
         score *= SLOW_API_FACTOR
-    signal_down, signal_degraded, signal_info = _judge_signals(signals, policy.signals)
-    down += signal_down
-    degraded += signal_degraded
-    info += signal_info
-    score *= DEGRADED_FACTOR ** len(signal_degraded)
+    signal_down, signal_degraded, signal_info = judge_signals(signals, policy.signals)
+    return combine(down + signal_down, degraded + signal_degraded, info + signal_info, score)
 
-    if down:
-        return Assessment(Health(0.0, HealthState.DOWN, tuple(down + degraded + info)), 0)
-    state = HealthState.DEGRADED if degraded else HealthState.HEALTHY
-    return Assessment(Health(round(score, 4), state, tuple(degraded + info)), 0)
+
+def _with_reason(health: Health, reason: str) -> Health:
+    return Health(health.score, health.state, (*health.reasons, reason))
+
+
+def _go_down(tracker: Tracker, raw: Health, now: float, h: Hysteresis) -> Tracker:
+    downs = (*(t for t in tracker.downs if now - t < h.flap_window), now)
+    held = now + h.hold_down if len(downs) >= h.flap_limit else tracker.held_until
+    return Tracker(raw, since=now, bad=tracker.bad + 1, downs=downs, held_until=held)
+
+
+def track(tracker: Tracker | None, raw: Health, now: float, h: Hysteresis) -> Tracker:
+    """The stable health after one more observation.
+
+    Going down takes `down_after` bad observations in a row; coming back takes
+    `up_after` good ones and at least `min_down_seconds` down; a scope that went
+    down `flap_limit` times within `flap_window` is held down for `hold_down`.
+    Changes within the serving states (healthy <-> degraded) apply at once.
+    """
+    bad = not raw.state.serves
+    if tracker is None:
+        return Tracker(raw, since=now, bad=int(bad), good=int(not bad))
+    if tracker.health.state.serves:
+        if not bad:
+            return Tracker(
+                raw, tracker.since, 0, tracker.good + 1, tracker.downs, tracker.held_until
+            )
+        count = tracker.bad + 1
+        if count >= h.down_after:
+            return _go_down(tracker, raw, now, h)
+        pending = f"{count} of {h.down_after} bad observations before down: " + "; ".join(
+            raw.reasons
+        )
+        return Tracker(
+            _with_reason(tracker.health, pending),
+            tracker.since,
+            count,
+            0,
+            tracker.downs,
+            tracker.held_until,
+        )
+    if bad:
+        return Tracker(raw, tracker.since, tracker.bad + 1, 0, tracker.downs, tracker.held_until)
+    good = tracker.good + 1
+    waits = []
+    if good < h.up_after:
+        waits.append(f"recovering: {good} of {h.up_after} good observations")
+    if now - tracker.since < h.min_down_seconds:
+        waits.append(f"recovering: down for at least {h.min_down_seconds:g}s")
+    if tracker.held_until is not None and now < tracker.held_until:
+        waits.append(
+            f"held down for {tracker.held_until - now:.0f}s more: went down "
+            f"{len(tracker.downs)} times within {h.flap_window:g}s"
+        )
+    if waits:
+        held = Health(0.0, tracker.health.state, (*waits, *tracker.health.reasons))
+        return Tracker(held, tracker.since, 0, good, tracker.downs, tracker.held_until)
+    return Tracker(raw, since=now, bad=0, good=good, downs=tracker.downs)
 
 
 def effective_health(report: ClusterReport, now: float, stale_after: float) -> Health:

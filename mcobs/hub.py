@@ -29,7 +29,7 @@ from mcobs.collect.kubeapi import KubeApi, new_session
 from mcobs.collect.prom import PrometheusSignals, SignalQuery
 from mcobs.config import ClusterSettings, Settings
 from mcobs.dnsserver.server import DnsServer
-from mcobs.health import HealthPolicy, SignalBounds
+from mcobs.health import HealthPolicy, Hysteresis, SignalBounds
 from mcobs.model import EMPTY_SNAPSHOT, CatalogSnapshot
 from mcobs.zone import Nameserver
 
@@ -59,7 +59,14 @@ def zone_policy(settings: Settings) -> ZonePolicy:
 def health_policy(settings: Settings) -> HealthPolicy:
     collect = settings.collect
     return HealthPolicy(
-        down_after_failures=collect.down_after_failures,
+        hysteresis=Hysteresis(
+            down_after=collect.down_after_failures,
+            up_after=collect.up_after_successes,
+            min_down_seconds=collect.min_down_seconds,
+            flap_limit=collect.flap_limit,
+            flap_window=collect.flap_window,
+            hold_down=collect.hold_down,
+        ),
         stale_after=collect.stale_after,
         slow_api_seconds=collect.slow_api_seconds,
         signals={

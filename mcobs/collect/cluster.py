@@ -32,7 +32,7 @@ from mcobs.collect.convert import (
 from mcobs.collect.credentials import CredentialsError
 from mcobs.collect.kubeapi import KubeApi, KubeError, describe
 from mcobs.collect.reflector import Reflector
-from mcobs.health import Assessment, HealthPolicy, assess
+from mcobs.health import HealthPolicy, Tracker, observe, track
 from mcobs.model import UNKNOWN_HEALTH, ApiProbe, ClusterReport, Signal
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class ClusterCollector:
         self._services: Reflector[SlimService] | None = None
         self._slices: Reflector[SlimSlice] | None = None
         self._nodes: Reflector[bool] | None = None
-        self._assessment: Assessment | None = None
+        self._tracker: Tracker | None = None
         self._last_probe = ApiProbe(reachable=False, error="not probed yet")
         self._last_signals: tuple[Signal, ...] = ()
         self._dirty = asyncio.Event()
@@ -163,9 +163,10 @@ class ClusterCollector:
         else:
             probe = await self._probe()
         self._last_probe = probe
-        before = self._assessment.health.state if self._assessment else None
-        self._assessment = assess(probe, self._last_signals, self._assessment, self._policy)
-        after = self._assessment.health
+        before = self._tracker.health.state if self._tracker else None
+        raw = observe(probe, self._last_signals, self._policy)
+        self._tracker = track(self._tracker, raw, self._clock(), self._policy.hysteresis)
+        after = self._tracker.health
         if after.state != before:
             log.log(
                 logging.INFO if after.state.serves else logging.WARNING,
@@ -184,7 +185,7 @@ class ClusterCollector:
             region=self.identity.region,
             observed_at=self._clock(),
             probe=self._last_probe,
-            health=self._assessment.health if self._assessment else UNKNOWN_HEALTH,
+            health=self._tracker.health if self._tracker else UNKNOWN_HEALTH,
             services=cluster_services(
                 self.identity.name,
                 services.items.values() if services else (),
@@ -253,7 +254,7 @@ class ClusterCollector:
             await self._dirty.wait()
             await asyncio.sleep(COALESCE_SECONDS)
             self._dirty.clear()
-            if self._assessment is not None:
+            if self._tracker is not None:
                 await self._publish()
-            if self._catalog_failing or self._assessment is None:
+            if self._catalog_failing or self._tracker is None:
                 await asyncio.sleep(RETRY_AFTER_FAILURE)

@@ -18,7 +18,7 @@ from mcobs.collect.credentials import CredentialsError, load_credentials
 from mcobs.collect.kubeapi import Expired, KubeApi, new_session
 from mcobs.collect.prom import PrometheusSignals, SignalQuery
 from mcobs.collect.reflector import Reflector
-from mcobs.health import HealthPolicy, SignalBounds
+from mcobs.health import HealthPolicy, Hysteresis, SignalBounds
 from mcobs.model import HealthState, ServiceKey
 from mcobs.sim.cluster import ServiceSpec
 from mcobs.sim.fleet import SimFleet
@@ -156,7 +156,7 @@ async def test_outage_marks_the_cluster_down_within_seconds_and_recovers(
         connect=connect,
         signals=None,
         store=MemoryCatalog(),
-        policy=HealthPolicy(down_after_failures=2),
+        policy=HealthPolicy(hysteresis=Hysteresis(down_after=2, up_after=1, min_down_seconds=0)),
         interval=5.0,
     )
     task = asyncio.create_task(collector.run())
