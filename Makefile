@@ -36,10 +36,13 @@ system-deps:
 	test -x /usr/sbin/unbound || missing="$$missing unbound"; \
 	test -x /usr/sbin/dnsmasq || missing="$$missing dnsmasq-base"; \
 	command -v named-checkconf >/dev/null || missing="$$missing bind9-utils"; \
+	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  (systemctl disable --now unbound || service unbound stop) >/dev/null 2>&1 || true; \
+	  for unit in unbound prometheus prometheus-node-exporter; do \
+	    (systemctl disable --now $$unit || service $$unit stop) >/dev/null 2>&1 || true; \
+	  done; \
 	fi
 
 clean:

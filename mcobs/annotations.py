@@ -18,6 +18,8 @@ MAX_ANSWERS = PREFIX + "max-answers"
 FAILOVER_ORDER = PREFIX + "failover-order"
 MIN_HEALTHY_PERCENT = PREFIX + "min-healthy-percent"
 LAST_RESORT = PREFIX + "last-resort"
+PROBE = PREFIX + "probe"
+SIGNALS = PREFIX + "signals"
 
 STRATEGIES = ("weighted", "failover", "geo", "all")
 LAST_RESORTS = ("serve-all", "nxdomain", "servfail")
@@ -30,6 +32,17 @@ _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeSpec:
+    """An outside-in check of a service's load balancer addresses."""
+
+    kind: str
+    """`tcp`, `http` or `https`."""
+    path: str = "/"
+    port: str | None = None
+    """A port name or number of the Service; None: its first port."""
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceOptions:
     """A service's own options; None means: the configured default."""
 
@@ -39,6 +52,9 @@ class ServiceOptions:
     failover_order: tuple[str, ...] | None = None
     min_healthy_percent: float | None = None
     last_resort: str | None = None
+    probe: ProbeSpec | None = None
+    signals: tuple[str, ...] | None = None
+    """Names of configured per-service signals to evaluate for this service."""
 
 
 def is_exported(annotations: Mapping[str, str]) -> bool:
@@ -80,6 +96,23 @@ def _clusters(raw: str) -> tuple[str, ...] | None:
     return names
 
 
+_PROBE = re.compile(r"^(tcp|http|https)(?::(/[^\s@]*))?(?:@([a-z0-9-]{1,15}|\d{1,5}))?$")
+_SIGNAL_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _probe(raw: str) -> ProbeSpec | None:
+    """`tcp`, `http:/healthz`, `https:/ready@metrics` (probe the port named metrics)."""
+    match = _PROBE.match(raw)
+    if not match or (match.group(1) == "tcp" and match.group(2)):
+        return None
+    return ProbeSpec(match.group(1), match.group(2) or "/", match.group(3))
+
+
+def _signal_names(raw: str) -> tuple[str, ...] | None:
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    return names if names and all(_SIGNAL_NAME.match(n) for n in names) else None
+
+
 _PARSERS: dict[str, tuple[str, Callable[[str], object], str]] = {
     TTL: ("ttl", _whole(0, MAX_TTL), f"a whole number of seconds 0..{MAX_TTL}"),
     STRATEGY: ("strategy", _one_of(STRATEGIES), "one of " + ", ".join(STRATEGIES)),
@@ -91,6 +124,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], object], str]] = {
     FAILOVER_ORDER: ("failover_order", _clusters, "a comma-separated list of cluster names"),
     MIN_HEALTHY_PERCENT: ("min_healthy_percent", _percent, "a number 0..100"),
     LAST_RESORT: ("last_resort", _one_of(LAST_RESORTS), "one of " + ", ".join(LAST_RESORTS)),
+    PROBE: ("probe", _probe, "tcp, http:/path or https:/path, optionally @port"),
+    SIGNALS: ("signals", _signal_names, "a comma-separated list of signal names"),
 }
 KNOWN = frozenset({GLOBAL, *_PARSERS})
 

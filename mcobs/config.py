@@ -172,14 +172,20 @@ class CollectSettings(_Frozen):
     stale_after: Seconds = Field(30.0, description="a cluster that has not reported is down")
     slow_api_seconds: Seconds = Field(1.0, description="API latency above this: degraded")
     signals: tuple[SignalSettings, ...] = DEFAULT_SIGNALS
+    service_signals: tuple[SignalSettings, ...] = Field(
+        (),
+        description="PromQL per service, with $namespace, $service and $cluster; a Service "
+        "opts in with mcobs.io/signals",
+    )
+    probes: bool = Field(True, description="run the probes Services ask for (mcobs.io/probe)")
 
     @model_validator(mode="after")
     def _stale_after_interval(self) -> Self:
         if self.stale_after <= self.interval:
             raise ValueError("stale_after must be longer than interval")
-        names = [s.name for s in self.signals]
+        names = [s.name for s in (*self.signals, *self.service_signals)]
         if len(names) != len(set(names)):
-            raise ValueError("signal names must be unique")
+            raise ValueError("signal names must be unique across signals and service_signals")
         return self
 
 
@@ -214,12 +220,21 @@ class AlertSettings(_Frozen):
     )
 
 
+class QuerySettings(_Frozen):
+    """The global PromQL fan-out (`/api/v1/query`)."""
+
+    cluster_timeout: Seconds = 15.0
+    deadline: Seconds = 30.0
+    concurrency: int = Field(64, ge=1, le=1024)
+
+
 class Settings(_Frozen):
     zone: str
     dns: DnsSettings = DnsSettings()
     http: HttpSettings = HttpSettings()
     geo: GeoSettings = GeoSettings()
     alerts: AlertSettings = AlertSettings()
+    query: QuerySettings = QuerySettings()
     redis: RedisSettings = RedisSettings()
     collect: CollectSettings = CollectSettings()
     clusters: tuple[ClusterSettings, ...]

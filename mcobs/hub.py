@@ -23,7 +23,7 @@ from mcobs.answer import ZonePlan, ZonePolicy, build_zone
 from mcobs.api.app import make_app
 from mcobs.api.control import control_routes
 from mcobs.catalog.store import CatalogStore, CatalogWatcher
-from mcobs.collect.cluster import ClusterCollector, ClusterIdentity
+from mcobs.collect.cluster import ClusterCollector, ClusterIdentity, ServiceChecks
 from mcobs.collect.credentials import load_credentials
 from mcobs.collect.kubeapi import KubeApi, new_session
 from mcobs.collect.prom import PrometheusSignals, SignalQuery
@@ -31,6 +31,7 @@ from mcobs.config import ClusterSettings, Settings
 from mcobs.dnsserver.server import DnsServer
 from mcobs.health import HealthPolicy, Hysteresis, SignalBounds
 from mcobs.model import EMPTY_SNAPSHOT, CatalogSnapshot
+from mcobs.query import Fanout, FanoutSettings, query_routes
 from mcobs.zone import Nameserver
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def health_policy(settings: Settings) -> HealthPolicy:
         slow_api_seconds=collect.slow_api_seconds,
         signals={
             s.name: SignalBounds(s.healthy_min, s.healthy_max, s.down_min, s.down_max)
-            for s in collect.signals
+            for s in (*collect.signals, *collect.service_signals)
         },
     )
 
@@ -191,6 +192,11 @@ def build_collectors(
     policy = health_policy(settings)
     queries = [SignalQuery(s.name, s.query) for s in settings.collect.signals]
     timeout = settings.collect.timeout
+    checks = ServiceChecks(
+        session=session if settings.collect.probes else None,
+        signals={s.name: s.query for s in settings.collect.service_signals},
+        timeout=timeout,
+    )
 
     def connector(cluster: ClusterSettings) -> Callable[[], Awaitable[KubeApi]]:
         async def connect() -> KubeApi:
@@ -204,7 +210,7 @@ def build_collectors(
     collectors = []
     for cluster in settings.clusters:
         signals = None
-        if cluster.prometheus_url and queries:
+        if cluster.prometheus_url and (queries or checks.signals):
             signals = PrometheusSignals(str(cluster.prometheus_url), queries, timeout, executor)
             on_close.append(signals.close)
         identity = ClusterIdentity(
@@ -219,6 +225,7 @@ def build_collectors(
                 policy=policy,
                 interval=settings.collect.interval,
                 clock=clock,
+                checks=checks,
             )
         )
     return collectors
@@ -285,7 +292,19 @@ class Hub:
         await self.dns.start()
         stack.push_async_callback(self.dns.stop)
 
+        query_session = new_session()
+        stack.push_async_callback(query_session.close)
+        query = self.settings.query
+        fanout = Fanout(
+            query_session,
+            lambda: {
+                c.name: str(c.prometheus_url) for c in self.settings.clusters if c.prometheus_url
+            },
+            settings=FanoutSettings(query.cluster_timeout, query.deadline, query.concurrency),
+            clock=self.clock,
+        )
         routes = [
+            *query_routes(fanout),
             *control_routes(
                 self.store,
                 lambda: self.planner.snapshot,

@@ -14,6 +14,7 @@ from mcobs.answer import ZonePlan
 from mcobs.api.control import catalog_unavailable_as_503
 from mcobs.api.render import cluster_json, service_json
 from mcobs.model import CatalogSnapshot, ServiceKey
+from mcobs.query import READ_ONLY_POST_PATHS
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def bearer_auth(
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/api/"):
             return await handler(request)
-        mutating = request.method in MUTATING
+        mutating = request.method in MUTATING and request.path not in READ_ONLY_POST_PATHS
         if not mutating and not protect_reads:
             return await handler(request)
         if expected is None:

@@ -13,13 +13,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from string import Template
 from types import MappingProxyType
 from typing import Protocol
 
 import aiohttp
 
+from mcobs.annotations import parse_options
 from mcobs.catalog.store import CatalogStore, CatalogUnavailable
 from mcobs.collect.convert import (
     SlimService,
@@ -31,9 +33,19 @@ from mcobs.collect.convert import (
 )
 from mcobs.collect.credentials import CredentialsError
 from mcobs.collect.kubeapi import KubeApi, KubeError, describe
+from mcobs.collect.probe import probe_service
+from mcobs.collect.prom import SignalQuery
 from mcobs.collect.reflector import Reflector
-from mcobs.health import HealthPolicy, Tracker, observe, track
-from mcobs.model import UNKNOWN_HEALTH, ApiProbe, ClusterReport, Signal
+from mcobs.health import HealthPolicy, Tracker, combine, judge_signals, observe, track
+from mcobs.model import (
+    UNKNOWN_HEALTH,
+    ApiProbe,
+    ClusterReport,
+    ClusterService,
+    Health,
+    ServiceKey,
+    Signal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +60,19 @@ AnyReflector = Reflector[SlimService] | Reflector[SlimSlice] | Reflector[bool]
 
 class SignalSource(Protocol):
     async def read(self) -> tuple[Signal, ...]: ...
+
+    async def read_queries(self, queries: Sequence[SignalQuery]) -> tuple[Signal, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceChecks:
+    """Per-service health checks: probes (opt-in by annotation) and templated signals."""
+
+    session: aiohttp.ClientSession | None = None
+    """For HTTP probes; None disables probes."""
+    signals: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Signal name -> PromQL with $namespace, $service and $cluster placeholders."""
+    timeout: float = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +95,11 @@ class ClusterCollector:
         policy: HealthPolicy,
         interval: float,
         clock: Callable[[], float] = time.time,
+        checks: ServiceChecks = ServiceChecks(),
     ) -> None:
         self.identity = identity
+        self._checks = checks
+        self._service_trackers: dict[ServiceKey, Tracker] = {}
         self._connect = connect
         self._signals = signals
         self._store = store
@@ -95,6 +123,9 @@ class ClusterCollector:
 
     def _changed(self) -> None:
         self._dirty.set()
+
+    def _probe_services_due(self) -> bool:
+        return self._checks.session is not None or bool(self._checks.signals)
 
     def republish(self) -> None:
         """Write the current report again soon (the catalog lost it)."""
@@ -163,6 +194,8 @@ class ClusterCollector:
         else:
             probe = await self._probe()
         self._last_probe = probe
+        if self._probe_services_due():
+            await self._check_services()
         before = self._tracker.health.state if self._tracker else None
         raw = observe(probe, self._last_signals, self._policy)
         self._tracker = track(self._tracker, raw, self._clock(), self._policy.hysteresis)
@@ -178,18 +211,70 @@ class ClusterCollector:
             )
         return await self._publish()
 
+    async def _service_health(self, service: ClusterService) -> Health | None:
+        """A service's raw health from its probe and signals; None when nothing checks it."""
+        options, _ = parse_options(service.annotations)
+        down: list[str] = []
+        degraded: list[str] = []
+        info: list[str] = []
+        checked = False
+        if options.probe and self._checks.session is not None and service.addresses:
+            checked = True
+            probed, failures = await probe_service(
+                self._checks.session, service, options.probe, self._checks.timeout
+            )
+            if failures and len(failures) >= probed:
+                down += [f"probe failed: {f}" for f in failures]
+            elif failures:
+                degraded += [f"probe failed: {f}" for f in failures]
+        wanted = [n for n in options.signals or () if n in self._checks.signals]
+        info += [f"signal {n} is not configured" for n in options.signals or () if n not in wanted]
+        if wanted:
+            checked = True
+            if self._signals is None:
+                info.append("per-service signals need the cluster's prometheus_url")
+            else:
+                values = {
+                    "namespace": service.key.namespace,
+                    "service": service.key.name,
+                    "cluster": service.cluster,
+                }
+                queries = [
+                    SignalQuery(n, Template(self._checks.signals[n]).safe_substitute(values))
+                    for n in wanted
+                ]
+                got = judge_signals(await self._signals.read_queries(queries), self._policy.signals)
+                down, degraded, info = down + got[0], degraded + got[1], info + got[2]
+        return combine(down, degraded, info) if checked or info else None
+
+    async def _check_services(self) -> None:
+        current = self.compose().services
+        raws = await asyncio.gather(*(self._service_health(s) for s in current))
+        now = self._clock()
+        trackers: dict[ServiceKey, Tracker] = {}
+        for service, raw in zip(current, raws, strict=True):
+            if raw is not None:
+                previous = self._service_trackers.get(service.key)
+                trackers[service.key] = track(previous, raw, now, self._policy.hysteresis)
+        self._service_trackers = trackers
+
     def compose(self) -> ClusterReport:
         services, slices = self._services, self._slices
+        exported = cluster_services(
+            self.identity.name,
+            services.items.values() if services else (),
+            slices.items.values() if slices else (),
+        )
+        trackers = self._service_trackers
         return ClusterReport(
             cluster=self.identity.name,
             region=self.identity.region,
             observed_at=self._clock(),
             probe=self._last_probe,
             health=self._tracker.health if self._tracker else UNKNOWN_HEALTH,
-            services=cluster_services(
-                self.identity.name,
-                services.items.values() if services else (),
-                slices.items.values() if slices else (),
+            services=tuple(
+                replace(s, health=trackers[s.key].health) if s.key in trackers else s
+                for s in exported
             ),
             signals=self._last_signals,
             weight=self.identity.weight,

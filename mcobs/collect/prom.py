@@ -76,12 +76,16 @@ class PrometheusSignals:
             return Signal(query.name, None, f"query returned {value}")
         return Signal(query.name, value)
 
-    def _read_all(self) -> tuple[Signal, ...]:
-        return tuple(self._read_one(q) for q in self._queries)
-
     def close(self) -> None:
         self._session.close()
 
     async def read(self) -> tuple[Signal, ...]:
+        """The configured cluster signals."""
+        return await self.read_queries(self._queries)
+
+    async def read_queries(self, queries: Sequence[SignalQuery]) -> tuple[Signal, ...]:
+        """Any queries (per-service signals), in one worker thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._read_all)
+        return await loop.run_in_executor(
+            self._executor, lambda: tuple(self._read_one(q) for q in queries)
+        )
