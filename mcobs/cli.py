@@ -62,6 +62,7 @@ def _check_config(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings) -> None:
     from mcobs.catalog.redis import RedisCatalog
     from mcobs.hub import Hub
+    from mcobs.notify.redis import RedisOutboxStore
 
     token = api_token(settings, os.environ)
     if token is None:
@@ -69,8 +70,9 @@ async def _serve(settings: Settings) -> None:
             "no API token (http.token_file or %s): mutating API calls are disabled", TOKEN_ENV
         )
     store = RedisCatalog.from_url(settings.redis.url, prefix=settings.redis.prefix)
+    outbox = RedisOutboxStore.from_url(settings.redis.url, prefix=settings.redis.prefix)
     try:
-        async with Hub(settings, store, token=token) as hub:
+        async with Hub(settings, store, token=token, outbox_store=outbox) as hub:
             log.info(
                 "serving zone %s: DNS on %s:%d, HTTP on %s:%d",
                 settings.zone,
@@ -82,6 +84,7 @@ async def _serve(settings: Settings) -> None:
             await _until_signalled(hub)
     finally:
         await store.close()
+        await outbox.close()
 
 
 async def _until_signalled(hub: Hub) -> None:
@@ -164,6 +167,9 @@ async def _demo(args: argparse.Namespace) -> None:
     from mcobs.catalog.redis import RedisCatalog
     from mcobs.catalog.store import CatalogStore
     from mcobs.hub import Hub
+    from mcobs.notify.memory import MemoryOutboxStore
+    from mcobs.notify.redis import RedisOutboxStore
+    from mcobs.notify.store import OutboxStore
     from mcobs.sim.control import sim_routes
     from mcobs.sim.fleet import SimFleet
 
@@ -175,10 +181,13 @@ async def _demo(args: argparse.Namespace) -> None:
     )
     settings = demo_settings(fleet, kubeconfig, args.dns_port, args.http_port)
     store: CatalogStore
+    outbox: OutboxStore
     if args.redis_url:
         store = RedisCatalog.from_url(args.redis_url, prefix="mcobs-demo")
+        outbox = RedisOutboxStore.from_url(args.redis_url, prefix="mcobs-demo")
     else:
         store = MemoryCatalog()
+        outbox = MemoryOutboxStore()
     try:
         async with Hub(
             settings,
@@ -186,6 +195,7 @@ async def _demo(args: argparse.Namespace) -> None:
             extra_routes=sim_routes(fleet),
             token=args.token,
             open_mutations=args.token is None,
+            outbox_store=outbox,
         ) as hub:
             print(
                 _demo_banner(
@@ -199,6 +209,7 @@ async def _demo(args: argparse.Namespace) -> None:
             await _until_signalled(hub)
     finally:
         await store.close()
+        await outbox.close()
         await fleet.stop()
 
 

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from mcobs.notify.settings import WebhookDefaults, WebhookSettings, duplicate_names
+
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _HOST = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -235,6 +237,8 @@ class Settings(_Frozen):
     geo: GeoSettings = GeoSettings()
     alerts: AlertSettings = AlertSettings()
     query: QuerySettings = QuerySettings()
+    webhook_defaults: WebhookDefaults = WebhookDefaults()
+    webhooks: tuple[WebhookSettings, ...] = ()
     redis: RedisSettings = RedisSettings()
     collect: CollectSettings = CollectSettings()
     clusters: tuple[ClusterSettings, ...]
@@ -250,6 +254,13 @@ class Settings(_Frozen):
         if not value:
             raise ValueError("list at least one cluster")
         return value
+
+    @model_validator(mode="after")
+    def _unique_webhooks(self) -> Self:
+        dupes = duplicate_names(self.webhooks)
+        if dupes:
+            raise ValueError(f"webhook names must be unique; repeated: {', '.join(dupes)}")
+        return self
 
     @model_validator(mode="after")
     def _unique_clusters(self) -> Self:

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from mcobs.answer import ZonePlan, ZonePolicy, build_zone
 from mcobs.api.app import make_app
@@ -31,6 +32,12 @@ from mcobs.config import ClusterSettings, Settings
 from mcobs.dnsserver.server import DnsServer
 from mcobs.health import HealthPolicy, Hysteresis, SignalBounds
 from mcobs.model import EMPTY_SNAPSHOT, CatalogSnapshot
+from mcobs.notify.api import webhook_routes
+from mcobs.notify.memory import MemoryOutboxStore
+from mcobs.notify.outbox import Outbox
+from mcobs.notify.settings import consumers
+from mcobs.notify.stats import DeliveryStats
+from mcobs.notify.store import OutboxStore
 from mcobs.query import Fanout, FanoutSettings, query_routes
 from mcobs.zone import Nameserver
 
@@ -247,8 +254,11 @@ class Hub:
         collect: bool = True,
         token: str | None = None,
         open_mutations: bool = False,
+        outbox_store: OutboxStore | None = None,
     ) -> None:
         self.settings = settings
+        self.registry = CollectorRegistry()
+        self._outbox_store = outbox_store if outbox_store is not None else MemoryOutboxStore()
         self._token = token
         self._open_mutations = open_mutations
         self.store = store
@@ -292,6 +302,14 @@ class Hub:
         await self.dns.start()
         stack.push_async_callback(self.dns.stop)
 
+        self.outbox = Outbox(
+            self._outbox_store,
+            consumers(self.settings.webhooks, self.settings.webhook_defaults),
+            clock=self.clock,
+            stats=DeliveryStats(self.registry),
+        )
+        await stack.enter_async_context(self.outbox)
+
         query_session = new_session()
         stack.push_async_callback(query_session.close)
         query = self.settings.query
@@ -305,6 +323,7 @@ class Hub:
         )
         routes = [
             *query_routes(fanout),
+            *webhook_routes(self.outbox),
             *control_routes(
                 self.store,
                 lambda: self.planner.snapshot,
