@@ -37,10 +37,11 @@ system-deps:
 	test -x /usr/sbin/dnsmasq || missing="$$missing dnsmasq-base"; \
 	command -v named-checkconf >/dev/null || missing="$$missing bind9-utils"; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  for unit in unbound prometheus prometheus-node-exporter; do \
+	  for unit in unbound prometheus prometheus-alertmanager prometheus-node-exporter; do \
 	    (systemctl disable --now $$unit || service $$unit stop) >/dev/null 2>&1 || true; \
 	  done; \
 	fi
