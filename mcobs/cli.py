@@ -22,6 +22,7 @@ from mcobs.config import (
     load_settings,
     parse_settings,
 )
+from mcobs.grafana.cli import add_grafana_commands
 from mcobs.overrides_cli import add_override_commands
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 async def _serve(settings: Settings) -> None:
     from mcobs.catalog.redis import RedisCatalog
+    from mcobs.decide.events import RedisEventLog, connect
+    from mcobs.decide.lease import RedisLease
     from mcobs.hub import Hub
     from mcobs.notify.redis import RedisOutboxStore
 
@@ -71,8 +74,15 @@ async def _serve(settings: Settings) -> None:
         )
     store = RedisCatalog.from_url(settings.redis.url, prefix=settings.redis.prefix)
     outbox = RedisOutboxStore.from_url(settings.redis.url, prefix=settings.redis.prefix)
+    decide_client = connect(settings.redis.url)
+    lease = RedisLease(decide_client, prefix=settings.redis.prefix, ttl=settings.decide.lease_ttl)
+    events = RedisEventLog(
+        decide_client, prefix=settings.redis.prefix, maxlen=settings.decide.events_maxlen
+    )
     try:
-        async with Hub(settings, store, token=token, outbox_store=outbox) as hub:
+        async with Hub(
+            settings, store, token=token, outbox_store=outbox, lease=lease, events=events
+        ) as hub:
             log.info(
                 "serving zone %s: DNS on %s:%d, HTTP on %s:%d",
                 settings.zone,
@@ -85,6 +95,8 @@ async def _serve(settings: Settings) -> None:
     finally:
         await store.close()
         await outbox.close()
+        await events.close()
+        await decide_client.aclose()
 
 
 async def _until_signalled(hub: Hub) -> None:
@@ -166,6 +178,8 @@ async def _demo(args: argparse.Namespace) -> None:
     from mcobs.catalog.memory import MemoryCatalog
     from mcobs.catalog.redis import RedisCatalog
     from mcobs.catalog.store import CatalogStore
+    from mcobs.decide.events import EventLog, MemoryEventLog, RedisEventLog, connect
+    from mcobs.decide.lease import Lease, LeaseBoard, MemoryLease, RedisLease
     from mcobs.hub import Hub
     from mcobs.notify.memory import MemoryOutboxStore
     from mcobs.notify.redis import RedisOutboxStore
@@ -182,12 +196,21 @@ async def _demo(args: argparse.Namespace) -> None:
     settings = demo_settings(fleet, kubeconfig, args.dns_port, args.http_port)
     store: CatalogStore
     outbox: OutboxStore
+    lease: Lease
+    events: EventLog
+    decide_client = None
     if args.redis_url:
         store = RedisCatalog.from_url(args.redis_url, prefix="mcobs-demo")
         outbox = RedisOutboxStore.from_url(args.redis_url, prefix="mcobs-demo")
+        decide_client = connect(args.redis_url)
+        lease = RedisLease(decide_client, prefix="mcobs-demo")
+        events = RedisEventLog(decide_client, prefix="mcobs-demo")
     else:
         store = MemoryCatalog()
         outbox = MemoryOutboxStore()
+        board = LeaseBoard()
+        lease = MemoryLease(board, holder="demo")
+        events = MemoryEventLog(board)
     try:
         async with Hub(
             settings,
@@ -196,6 +219,8 @@ async def _demo(args: argparse.Namespace) -> None:
             token=args.token,
             open_mutations=args.token is None,
             outbox_store=outbox,
+            lease=lease,
+            events=events,
         ) as hub:
             print(
                 _demo_banner(
@@ -210,6 +235,9 @@ async def _demo(args: argparse.Namespace) -> None:
     finally:
         await store.close()
         await outbox.close()
+        await events.close()
+        if decide_client is not None:
+            await decide_client.aclose()
         await fleet.stop()
 
 
@@ -242,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo_command)
 
     add_override_commands(commands)
+    add_grafana_commands(commands)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")

@@ -148,6 +148,15 @@ class RedisSettings(_Frozen):
         return value
 
 
+class DecideSettings(_Frozen):
+    lease_ttl: float = Field(
+        10.0, ge=1, le=300, description="a dead leader's lease runs out after this; then a takeover"
+    )
+    events_maxlen: int = Field(
+        100_000, ge=100, le=10_000_000, description="decision events kept (about)"
+    )
+
+
 class SignalSettings(_Frozen):
     """A PromQL expression evaluated per cluster; its first sample is the signal value."""
 
@@ -230,6 +239,13 @@ class QuerySettings(_Frozen):
     concurrency: int = Field(64, ge=1, le=1024)
 
 
+class GrafanaSettings(_Frozen):
+    """Push failover and recovery events to Grafana as annotations."""
+
+    url: AnyHttpUrl
+    token_file: Path = Field(description="a Grafana service account token")
+
+
 class Settings(_Frozen):
     zone: str
     dns: DnsSettings = DnsSettings()
@@ -239,7 +255,9 @@ class Settings(_Frozen):
     query: QuerySettings = QuerySettings()
     webhook_defaults: WebhookDefaults = WebhookDefaults()
     webhooks: tuple[WebhookSettings, ...] = ()
+    grafana: GrafanaSettings | None = None
     redis: RedisSettings = RedisSettings()
+    decide: DecideSettings = DecideSettings()
     collect: CollectSettings = CollectSettings()
     clusters: tuple[ClusterSettings, ...]
 

@@ -24,13 +24,25 @@ from mcobs.answer import ZonePlan, ZonePolicy, build_zone
 from mcobs.api.app import make_app
 from mcobs.api.control import control_routes
 from mcobs.catalog.store import CatalogStore, CatalogWatcher
-from mcobs.collect.cluster import ClusterCollector, ClusterIdentity, ServiceChecks
+from mcobs.collect.cluster import (
+    ClusterCollector,
+    ClusterIdentity,
+    ServiceChecks,
+    SweepRecorder,
+)
 from mcobs.collect.credentials import load_credentials
 from mcobs.collect.kubeapi import KubeApi, new_session
 from mcobs.collect.prom import PrometheusSignals, SignalQuery
 from mcobs.config import ClusterSettings, Settings
+from mcobs.decide.decider import Decider
+from mcobs.decide.events import EventLog
+from mcobs.decide.lease import Lease
+from mcobs.decide.routes import event_routes
 from mcobs.dnsserver.server import DnsServer
+from mcobs.dnsserver.stats import StatsSnapshot
+from mcobs.grafana.annotate import Annotator, grafana_annotator
 from mcobs.health import HealthPolicy, Hysteresis, SignalBounds
+from mcobs.metrics import install_metrics, metrics_route
 from mcobs.model import EMPTY_SNAPSHOT, CatalogSnapshot
 from mcobs.notify.api import webhook_routes
 from mcobs.notify.memory import MemoryOutboxStore
@@ -97,6 +109,8 @@ class Planner:
     def __init__(self, policy: ZonePolicy, clock: Callable[[], float]) -> None:
         self._policy = policy
         self._clock = clock
+        self.on_plan: Callable[[CatalogSnapshot, ZonePlan], None] | None = None
+        """Called with every new plan once a catalog snapshot is loaded (the decider's)."""
         self.snapshot: CatalogSnapshot = EMPTY_SNAPSHOT
         self._serial = max(1, int(clock()) % 2**32)
         self.plan: ZonePlan = build_zone(EMPTY_SNAPSHOT, policy, clock(), self._serial)
@@ -122,8 +136,7 @@ class Planner:
             len(missing),
             ", ".join(sorted(missing)),
         )
-        reports = {**missing, **snapshot.reports}
-        return CatalogSnapshot(MappingProxyType(reports), snapshot.version)
+        return replace(snapshot, reports=MappingProxyType({**missing, **snapshot.reports}))
 
     def replan(self) -> None:
         now = self._clock()
@@ -139,6 +152,11 @@ class Planner:
             )
         self.plan = plan
         self._replan.set()
+        if self.on_plan is not None and self.loaded:  # never decide on the empty start plan
+            try:
+                self.on_plan(self.snapshot, plan)
+            except Exception:
+                log.exception("on_plan callback failed")
 
     def _next_stale_in(self) -> float:
         now = self._clock()
@@ -194,6 +212,7 @@ def build_collectors(
     executor: Executor,
     clock: Callable[[], float],
     on_close: list[Callable[[], None]],
+    recorder: SweepRecorder | None = None,
 ) -> list[ClusterCollector]:
     """One collector per configured cluster; cleanups for their clients go to `on_close`."""
     policy = health_policy(settings)
@@ -233,6 +252,7 @@ def build_collectors(
                 interval=settings.collect.interval,
                 clock=clock,
                 checks=checks,
+                recorder=recorder,
             )
         )
     return collectors
@@ -255,8 +275,13 @@ class Hub:
         token: str | None = None,
         open_mutations: bool = False,
         outbox_store: OutboxStore | None = None,
+        lease: Lease | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.settings = settings
+        self._lease = lease
+        self._events = events
+        self.decider: Decider | None = None
         self.registry = CollectorRegistry()
         self._outbox_store = outbox_store if outbox_store is not None else MemoryOutboxStore()
         self._token = token
@@ -265,6 +290,8 @@ class Hub:
         self.clock = clock
         self.planner = Planner(zone_policy(settings), clock)
         self.state = HubState(self.planner, settings.collect.stale_after, clock)
+        self.metrics = install_metrics(self.state, self._dns_stats, self.registry)
+        self.annotator: Annotator | None = None
         self._extra_routes = extra_routes
         self._collect = collect
         self._stack = contextlib.AsyncExitStack()
@@ -321,7 +348,14 @@ class Hub:
             settings=FanoutSettings(query.cluster_timeout, query.deadline, query.concurrency),
             clock=self.clock,
         )
+        grafana = self.settings.grafana
+        if grafana is not None:
+            token = grafana.token_file.read_text(encoding="utf-8").strip()
+            self.annotator = grafana_annotator(str(grafana.url), token)
+            self.annotator.start()
+            stack.push_async_callback(self.annotator.stop)
         routes = [
+            metrics_route(self.registry),
             *query_routes(fanout),
             *webhook_routes(self.outbox),
             *control_routes(
@@ -332,6 +366,20 @@ class Hub:
             ),
             *self._extra_routes,
         ]
+        if self._lease is not None and self._events is not None:
+            self.decider = Decider(
+                self._lease,
+                self._events,
+                stale_after=self.settings.collect.stale_after,
+                sinks=[
+                    self.outbox.enqueue,
+                    self.metrics.decisions.record,
+                    *([self.annotator.record] if self.annotator else []),
+                ],
+                clock=self.clock,
+            )
+            self.planner.on_plan = self.decider.on_plan
+            routes += event_routes(self._events, self._lease)
         app = make_app(
             self.state,
             routes,
@@ -347,6 +395,10 @@ class Hub:
         self.http_port = runner.addresses[0][1]
 
         self._spawn(self.planner.run(), "planner")
+        if self.decider is not None:
+            self._spawn(self.decider.run(), "decider")
+            if self.planner.loaded:
+                self.planner.replan()  # a snapshot loaded before on_plan was set
         if self._collect:
             session = new_session()
             stack.push_async_callback(session.close)
@@ -354,7 +406,13 @@ class Hub:
             stack.callback(executor.shutdown, wait=False, cancel_futures=True)
             closers: list[Callable[[], None]] = []
             self.collectors = build_collectors(
-                self.settings, self.store, session, executor, self.clock, closers
+                self.settings,
+                self.store,
+                session,
+                executor,
+                self.clock,
+                closers,
+                self.metrics.collectors,
             )
             for close in closers:
                 stack.callback(close)
@@ -362,8 +420,12 @@ class Hub:
                 self._spawn(collector.run(), f"collector {collector.identity.name}")
         stack.push_async_callback(self._cancel_tasks)
 
+    def _dns_stats(self) -> StatsSnapshot | None:
+        return self.dns.stats.snapshot() if self.dns is not None else None
+
     def _on_snapshot(self, snapshot: CatalogSnapshot) -> None:
         self.planner.on_snapshot(snapshot)
+        self.metrics.catalog_lag.snapshot_applied(snapshot, self.clock())
         for collector in self.collectors:
             if collector.identity.name not in snapshot.reports:
                 # The catalog lost this cluster (e.g. Redis restarted empty): write it again.

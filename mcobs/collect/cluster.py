@@ -64,6 +64,22 @@ class SignalSource(Protocol):
     async def read_queries(self, queries: Sequence[SignalQuery]) -> tuple[Signal, ...]: ...
 
 
+class SweepRecorder(Protocol):
+    """Where sweep durations and errors are counted (`mcobs.metrics`)."""
+
+    def sweep(self, cluster: str, seconds: float) -> None: ...
+
+    def error(self, cluster: str, kind: str) -> None: ...
+
+
+class _NoRecorder:
+    def sweep(self, cluster: str, seconds: float) -> None:
+        pass
+
+    def error(self, cluster: str, kind: str) -> None:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceChecks:
     """Per-service health checks: probes (opt-in by annotation) and templated signals."""
@@ -96,8 +112,10 @@ class ClusterCollector:
         interval: float,
         clock: Callable[[], float] = time.time,
         checks: ServiceChecks = ServiceChecks(),
+        recorder: SweepRecorder | None = None,
     ) -> None:
         self.identity = identity
+        self._recorder: SweepRecorder = recorder or _NoRecorder()
         self._checks = checks
         self._service_trackers: dict[ServiceKey, Tracker] = {}
         self._connect = connect
@@ -133,6 +151,7 @@ class ClusterCollector:
             self._dirty.set()
 
     def _watch_failed(self, message: str) -> None:
+        self._recorder.error(self.identity.name, "watch")
         self._sweep_now.set()
 
     def _reflectors(
@@ -189,6 +208,19 @@ class ClusterCollector:
 
     async def sweep(self) -> ClusterReport:
         """Probe, read signals, assess health, and report; returns the report."""
+        started = time.perf_counter()
+        report = await self._sweep()
+        name = self.identity.name
+        self._recorder.sweep(name, time.perf_counter() - started)
+        if not report.probe.reachable:
+            self._recorder.error(name, "api")
+        if any(s.value is None for s in report.signals):
+            self._recorder.error(name, "prometheus")
+        if self._catalog_failing:
+            self._recorder.error(name, "catalog")
+        return report
+
+    async def _sweep(self) -> ClusterReport:
         if self._signals is not None:
             probe, self._last_signals = await asyncio.gather(self._probe(), self._signals.read())
         else:

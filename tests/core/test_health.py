@@ -42,9 +42,10 @@ def states(trackers: list[Tracker]) -> list[str]:
 
 def test_observations_become_a_score_and_reasons() -> None:
     assert observe(OK, [Signal("targets_up", 1.0)], POLICY) == Health(1.0, HealthState.HEALTHY)
-    assert Health(
-        0.0, HealthState.DOWN, ("API unreachable: cannot connect: Connection refused",)
-    ) == BAD
+    assert (
+        Health(0.0, HealthState.DOWN, ("API unreachable: cannot connect: Connection refused",))
+        == BAD
+    )
     degraded = observe(OK, [Signal("targets_up", 0.5)], POLICY)
     assert degraded == Health(0.5, HealthState.DEGRADED, ("signal targets_up = 0.5 < 0.9",))
     assert observe(OK, [Signal("targets_up", 0.1)], POLICY).state is HealthState.DOWN

@@ -69,3 +69,19 @@ def test_a_cluster_missing_from_the_catalog_is_served_until_its_report_is_stale(
         )
     )
     assert set(planner.snapshot.reports) == {"eu-west"}
+
+
+def test_carrying_a_cluster_over_keeps_the_drains_and_alerts() -> None:
+    from dataclasses import replace
+    from types import MappingProxyType
+
+    from mcobs.model import Drain, Scope
+
+    planner = Planner(POLICY, Clock(1005.0))
+    planner.on_snapshot(two_clusters(9))
+    drain = Drain(Scope("eu-west"), "upgrade", created_at=1000)
+    partial = snapshot(report("eu-west", (service("eu-west", ("192.0.2.1",)),)), version=1)
+    planner.on_snapshot(replace(partial, drains=MappingProxyType({"eu-west": drain})))
+    assert "eu-west" in planner.snapshot.drains
+    records = planner.plan.view.lookup(WEB)
+    assert records is not None and records.a == ("198.51.100.1",)
