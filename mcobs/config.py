@@ -99,6 +99,9 @@ class GeoSettings(_Frozen):
     distances: Mapping[str, Mapping[str, float]] = Field(
         default_factory=dict, description="region -> region -> distance (symmetric)"
     )
+    maxmind: Path | None = Field(None, description="a MaxMind (GeoIP2/GeoLite2) database")
+    countries: Mapping[str, str] = Field(default_factory=dict, description="ISO code -> region")
+    continents: Mapping[str, str] = Field(default_factory=dict, description="code -> region")
 
     @field_validator("cidrs")
     @classmethod
@@ -115,7 +118,12 @@ class GeoSettings(_Frozen):
 
     @property
     def regions(self) -> tuple[str, ...]:
-        named = set(self.cidrs.values()) | set(self.distances)
+        named = (
+            set(self.cidrs.values())
+            | set(self.distances)
+            | set(self.countries.values())
+            | set(self.continents.values())
+        )
         for row in self.distances.values():
             named |= set(row)
         return tuple(sorted(named))
@@ -172,7 +180,7 @@ DEFAULT_SIGNALS = (SignalSettings(name="targets_up", query="sum(up) / count(up)"
 
 
 class CollectSettings(_Frozen):
-    interval: Seconds = Field(5.0, description="seconds between health sweeps of a cluster")
+    interval: Seconds = Field(3.0, description="seconds between health sweeps of a cluster")
     timeout: Seconds = Field(3.0, description="timeout of one request to a cluster")
     down_after_failures: int = Field(2, ge=1, le=100, description="bad sweeps in a row: down")
     up_after_successes: int = Field(2, ge=1, le=100, description="good sweeps in a row: back")

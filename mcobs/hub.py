@@ -40,6 +40,7 @@ from mcobs.decide.lease import Lease
 from mcobs.decide.routes import event_routes
 from mcobs.dnsserver.server import DnsServer
 from mcobs.dnsserver.stats import StatsSnapshot
+from mcobs.geo import IPAddress, Locator, build_locator
 from mcobs.grafana.annotate import Annotator, grafana_annotator
 from mcobs.health import HealthPolicy, Hysteresis, SignalBounds
 from mcobs.metrics import install_metrics, metrics_route
@@ -180,10 +181,20 @@ class Planner:
 class HubState:
     """The read side the HTTP API sees (implements `mcobs.api.app.HubView`)."""
 
-    def __init__(self, planner: Planner, stale_after: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        planner: Planner,
+        stale_after: float,
+        clock: Callable[[], float],
+        locator: Locator | None = None,
+    ) -> None:
         self._planner = planner
         self._stale_after = stale_after
         self._clock = clock
+        self._locator = locator
+
+    def locate(self, address: IPAddress) -> str | None:
+        return self._locator(address) if self._locator is not None else None
 
     @property
     def ready(self) -> bool:
@@ -289,7 +300,11 @@ class Hub:
         self.store = store
         self.clock = clock
         self.planner = Planner(zone_policy(settings), clock)
-        self.state = HubState(self.planner, settings.collect.stale_after, clock)
+        geo = settings.geo
+        self.locator = build_locator(
+            geo.cidrs, geo.maxmind, countries=geo.countries, continents=geo.continents
+        )
+        self.state = HubState(self.planner, settings.collect.stale_after, clock, self.locator)
         self.metrics = install_metrics(self.state, self._dns_stats, self.registry)
         self.annotator: Annotator | None = None
         self._extra_routes = extra_routes

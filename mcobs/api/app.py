@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
@@ -13,6 +14,8 @@ from aiohttp.typedefs import Middleware
 from mcobs.answer import ZonePlan
 from mcobs.api.control import catalog_unavailable_as_503
 from mcobs.api.render import cluster_json, service_json
+from mcobs.explain import QTYPES, resolution_json, resolve
+from mcobs.geo import IPAddress
 from mcobs.model import CatalogSnapshot, ServiceKey
 from mcobs.query import READ_ONLY_POST_PATHS
 
@@ -39,6 +42,10 @@ class HubView(Protocol):
     def stale_after(self) -> float: ...
 
     def now(self) -> float: ...
+
+    def locate(self, address: IPAddress) -> str | None:
+        """The region of a client address (geo), or None."""
+        ...
 
 
 def error_json(status: int, message: str) -> web.Response:
@@ -132,6 +139,30 @@ def _routes(hub: HubView) -> web.RouteTableDef:
         if found is None:
             return error_json(404, f"no exported service {key}")
         return web.json_response(service_json(found))
+
+    @routes.get("/api/v1/resolve")
+    async def resolve_route(request: web.Request) -> web.Response:
+        query = request.query
+        problems = []
+        name = query.get("name", "")
+        if not name or len(name) > 253:
+            problems.append("name: a DNS name is required")
+        qtype = query.get("type", "A").upper()
+        if qtype not in QTYPES:
+            problems.append(f"type: one of {', '.join(QTYPES)}")
+        client = query.get("client")
+        address = None
+        if client:
+            try:
+                address = ipaddress.ip_address(client)
+            except ValueError:
+                problems.append("client: an IP address")
+        if problems:
+            return web.json_response(
+                {"error": "; ".join(problems), "problems": problems}, status=400
+            )
+        region = hub.locate(address) if address is not None else None
+        return web.json_response(resolution_json(resolve(hub.plan, name, qtype, region), client))
 
     return routes
 

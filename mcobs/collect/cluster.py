@@ -142,6 +142,23 @@ class ClusterCollector:
     def _changed(self) -> None:
         self._dirty.set()
 
+    def _unsettled(self) -> bool:
+        """Whether a scope is between states (bad or good streaks still counting).
+
+        Then the next sweep comes after a second, not a full interval, so hysteresis
+        costs seconds rather than intervals.
+        """
+        for tracker in (self._tracker, *self._service_trackers.values()):
+            if tracker is None:
+                return True
+            if tracker.health.state.serves and tracker.bad > 0:
+                return True
+            if not tracker.health.state.serves and tracker.good > 0:
+                return True
+            if not tracker.health.state.serves and not self._last_probe.reachable:
+                return True
+        return False
+
     def _probe_services_due(self) -> bool:
         return self._checks.session is not None or bool(self._checks.signals)
 
@@ -359,8 +376,8 @@ class ClusterCollector:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connect_tried.wait(), self._interval)
         while True:
-            report = await self.sweep()
-            delay = self._interval if report.probe.reachable else RETRY_AFTER_FAILURE
+            await self.sweep()
+            delay = RETRY_AFTER_FAILURE if self._unsettled() else self._interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sweep_now.wait(), min(delay, self._interval))
             self._sweep_now.clear()

@@ -31,6 +31,9 @@ class FakeHub:
     def now(self) -> float:
         return NOW
 
+    def locate(self, address: object) -> str | None:
+        return "europe" if str(address).startswith("10.") else None
+
 
 @pytest.fixture
 def hub() -> FakeHub:
@@ -88,3 +91,36 @@ async def test_unknown_service_and_path_are_json_404(client: TestClient) -> None
     response = await client.get("/api/v1/nothing")
     assert response.status == 404
     assert "error" in await response.json()
+
+
+async def test_resolve_says_what_a_client_gets_and_why(client: TestClient, hub: FakeHub) -> None:  # type: ignore[type-arg]
+    hub.snapshot = snapshot(
+        report("eu-west", (service("eu-west", ("192.0.2.1",), ready=0),)),
+        report("us-east", (service("us-east", ("198.51.100.1",)),), weight=3.0),
+        report("ap-south", (service("ap-south", ("203.0.113.1",)),)),
+    )
+    body = await (
+        await client.get(
+            "/api/v1/resolve?name=WEB.default.global.example.com&type=A&client=10.1.2.3"
+        )
+    ).json()
+    assert body["rcode"] == "NOERROR" and body["client_region"] == "europe"
+    assert body["first_answer_shares"] == [
+        {"record": "198.51.100.1", "share": 0.75},
+        {"record": "203.0.113.1", "share": 0.25},
+    ]
+    reasons = {c["cluster"]: c["reason"] for c in body["service"]["clusters"]}
+    assert reasons["eu-west"] == "no ready endpoints (0 of 3)"
+    missing = await (
+        await client.get("/api/v1/resolve?name=nope.default.global.example.com")
+    ).json()
+    assert missing["rcode"] == "NXDOMAIN"
+    outside = await (await client.get("/api/v1/resolve?name=example.org")).json()
+    assert outside["rcode"] == "REFUSED"
+    bad = await client.get("/api/v1/resolve?type=TXT&client=nope")
+    assert bad.status == 400
+    assert (await bad.json())["problems"] == [
+        "name: a DNS name is required",
+        "type: one of A, AAAA, SRV, CNAME, SOA, NS",
+        "client: an IP address",
+    ]
