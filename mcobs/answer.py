@@ -10,19 +10,21 @@ cluster is eligible, the last-resort policy decides: answer every cluster
 from __future__ import annotations
 
 import functools
-import ipaddress
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import TypeVar
 
 from mcobs.annotations import ServiceOptions, parse_options
 from mcobs.health import effective_health, with_overrides
 from mcobs.model import (
+    AlertMark,
     CatalogSnapshot,
     ClusterReport,
     ClusterService,
+    Drain,
     Health,
     HealthState,
     Scope,
@@ -32,6 +34,7 @@ from mcobs.strategies import STRATEGIES, All, Candidate, Lineup, Picks, Strategy
 from mcobs.zone import NameRecords, Nameserver, Soa, SrvRecord, VariedRecords, ZoneView
 
 SRV_WEIGHT_SCALE = 100
+_Scoped = TypeVar("_Scoped", Drain, AlertMark)
 GLUE_TTL = 300
 
 
@@ -50,6 +53,8 @@ class ZonePolicy:
     last_resort: str = "serve-all"
     lineups: int = 100
     """Weighted choices are spread over this many precomputed answers."""
+    weighted_depth: int = 8
+    """Most clusters in one weighted or geo answer unless max-answers says otherwise."""
     regions: tuple[str, ...] = ()
     """Client regions that geo answers are planned for."""
     distance: Mapping[str, Mapping[str, float]] = field(
@@ -178,17 +183,6 @@ def _with(choice: ClusterChoice, *, in_answer: bool, reason: str) -> ClusterChoi
 HEALTHY_SERVICE = Health(1.0, HealthState.HEALTHY)
 
 
-def _service_health(service: ClusterService, snapshot: CatalogSnapshot, now: float) -> Health:
-    """A service's own health in one cluster, after drains and alerts of that scope."""
-    scope = Scope(service.cluster, service.key)
-    return with_overrides(
-        service.health or HEALTHY_SERVICE,
-        [d for d in snapshot.drains.values() if d.scope == scope],
-        [a for a in snapshot.alerts.values() if a.scope == scope],
-        now,
-    )
-
-
 def _plan_service(
     key: ServiceKey,
     members: list[tuple[ClusterReport, ClusterService]],
@@ -234,6 +228,7 @@ def _plan_service(
         ctx = StrategyContext(
             rng=random.Random(f"{policy.seed}/{key}/{[(c.cluster, c.rank) for c in eligible]}"),
             lineups=policy.lineups,
+            depth=options.max_answers or policy.max_answers or policy.weighted_depth,
             failover_order=options.failover_order,
             regions=policy.regions,
             distance=policy.distance,
@@ -285,22 +280,14 @@ def plan_services(
     snapshot: CatalogSnapshot, policy: ZonePolicy, now: float
 ) -> dict[ServiceKey, ServicePlan]:
     """Every exported service's answer plan at time `now`."""
-    return {key: s.plan for key, s in _plan_all(snapshot, policy, now).items()}
+    return dict(build_zone(snapshot, policy, now).services)
 
 
-def _plan_all(
-    snapshot: CatalogSnapshot, policy: ZonePolicy, now: float
-) -> dict[ServiceKey, _Service]:
-    health = {
-        name: cluster_health(snapshot, name, now, policy.stale_after) for name in snapshot.reports
-    }
-    members: dict[ServiceKey, list[tuple[ClusterReport, ClusterService]]] = defaultdict(list)
-    own: dict[tuple[str, ServiceKey], Health] = {}
-    for report in snapshot.reports.values():
-        for service in report.services:
-            members[service.key].append((report, service))
-            own[(report.cluster, service.key)] = _service_health(service, snapshot, now)
-    return {key: _plan_service(key, members[key], health, own, policy) for key in sorted(members)}
+def _by_scope(items: Iterable[_Scoped]) -> dict[Scope, list[_Scoped]]:
+    index: dict[Scope, list[_Scoped]] = defaultdict(list)
+    for item in items:
+        index[item.scope].append(item)
+    return index
 
 
 def cluster_health(
@@ -316,17 +303,133 @@ def cluster_health(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """One service's plan and records, with the inputs they were built from."""
+
+    inputs: tuple[object, ...]
+    service: _Service
+    fixed: Mapping[str, NameRecords]
+    varied: Mapping[str, VariedRecords]
+    servfail: frozenset[str]
+    ancestors: frozenset[str]
+
+
+class ZoneBuilder:
+    """Builds zone plans, rebuilding only the services whose inputs changed.
+
+    With a thousand clusters a catalog change touches one cluster; the other
+    services keep their records (and their objects, which keeps the DNS answer
+    cache warm for them).
+    """
+
+    def __init__(self, policy: ZonePolicy) -> None:
+        self.policy = policy
+        self._built: dict[ServiceKey, _Built] = {}
+
+    def build(self, snapshot: CatalogSnapshot, now: float, serial: int = 1) -> ZonePlan:
+        policy = self.policy
+        drains = _by_scope(snapshot.drains.values())
+        alerts = _by_scope(snapshot.alerts.values())
+        health: dict[str, Health] = {}
+        for name, report in snapshot.reports.items():
+            scope = Scope(name)
+            health[name] = with_overrides(
+                effective_health(report, now, policy.stale_after),
+                drains.get(scope, ()),
+                alerts.get(scope, ()),
+                now,
+            )
+        members: dict[ServiceKey, list[tuple[ClusterReport, ClusterService]]] = defaultdict(list)
+        own: dict[tuple[str, ServiceKey], Health] = {}
+        for report in snapshot.reports.values():
+            for service in report.services:
+                members[service.key].append((report, service))
+                scope = Scope(report.cluster, service.key)
+                own[(report.cluster, service.key)] = with_overrides(
+                    service.health or HEALTHY_SERVICE,
+                    drains.get(scope, ()),
+                    alerts.get(scope, ()),
+                    now,
+                )
+        built: dict[ServiceKey, _Built] = {}
+        for key in sorted(members):
+            inputs = tuple(
+                (
+                    r.cluster,
+                    r.region,
+                    r.weight,
+                    r.priority,
+                    s,
+                    health[r.cluster],
+                    own[(r.cluster, key)],
+                )
+                for r, s in members[key]
+            )
+            previous = self._built.get(key)
+            if previous is not None and previous.inputs == inputs:
+                built[key] = previous
+                continue
+            planned = _plan_service(key, members[key], health, own, policy)
+            fixed, varied, servfail = _service_names(planned)
+            built[key] = _Built(
+                inputs,
+                planned,
+                MappingProxyType(fixed),
+                MappingProxyType(varied),
+                frozenset(servfail),
+                _ancestors([*fixed, *servfail], policy.origin),
+            )
+        self._built = built
+        return self._assemble(built, serial)
+
+    def _assemble(self, built: Mapping[ServiceKey, _Built], serial: int) -> ZonePlan:
+        policy = self.policy
+        names: dict[str, NameRecords] = {}
+        varied: dict[str, VariedRecords] = {}
+        servfail: set[str] = set()
+        ancestors: set[str] = set()
+        for ns in policy.nameservers:
+            if ns.addresses and ns.name.endswith("." + policy.origin):
+                a, aaaa = _split(ns.addresses, None)
+                names[ns.name] = NameRecords(ttl=GLUE_TTL, a=a, aaaa=aaaa)
+                ancestors |= _ancestors([ns.name], policy.origin)
+        for one in built.values():
+            names.update(one.fixed)
+            varied.update(one.varied)
+            servfail |= one.servfail
+            ancestors |= one.ancestors
+        primary = policy.nameservers[0].name if policy.nameservers else "ns1." + policy.origin
+        soa = Soa(
+            mname=primary,
+            rname=policy.hostmaster or "hostmaster." + policy.origin,
+            serial=serial,
+            minimum=policy.negative_ttl,
+        )
+        view = ZoneView(
+            origin=policy.origin,
+            soa=soa,
+            nameservers=policy.nameservers,
+            names=MappingProxyType(names),
+            ancestors=frozenset(ancestors - names.keys()),
+            varied=MappingProxyType(varied),
+            servfail=frozenset(servfail),
+        )
+        return ZonePlan(
+            view=view, services=MappingProxyType({k: b.service.plan for k, b in built.items()})
+        )
+
+
 # -- records ---------------------------------------------------------------------
 
 
 def _split(addresses: Iterable[str], cap: int | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    v4: list[str] = []
-    v6: list[str] = []
+    """Canonical addresses (validated at the edge) by family, without repeats, capped."""
+    v4: dict[str, None] = {}
+    v6: dict[str, None] = {}
     for address in addresses:
-        family = v4 if ipaddress.ip_address(address).version == 4 else v6
-        if address not in family:
-            family.append(address)
-    return tuple(v4[:cap]), tuple(v6[:cap])
+        (v6 if ":" in address else v4)[address] = None
+    return tuple(v4)[:cap], tuple(v6)[:cap]
 
 
 class _Records:
@@ -441,33 +544,4 @@ def build_zone(
     snapshot: CatalogSnapshot, policy: ZonePolicy, now: float, serial: int = 1
 ) -> ZonePlan:
     """The DNS view of a snapshot and the plan behind every service's answer."""
-    services = _plan_all(snapshot, policy, now)
-    names: dict[str, NameRecords] = {}
-    varied: dict[str, VariedRecords] = {}
-    servfail: set[str] = set()
-    for ns in policy.nameservers:
-        if ns.addresses and ns.name.endswith("." + policy.origin):
-            a, aaaa = _split(ns.addresses, None)
-            names[ns.name] = NameRecords(ttl=GLUE_TTL, a=a, aaaa=aaaa)
-    for service in services.values():
-        fixed, changing, failing = _service_names(service)
-        names.update(fixed)
-        varied.update(changing)
-        servfail |= failing
-    primary = policy.nameservers[0].name if policy.nameservers else "ns1." + policy.origin
-    soa = Soa(
-        mname=primary,
-        rname=policy.hostmaster or "hostmaster." + policy.origin,
-        serial=serial,
-        minimum=policy.negative_ttl,
-    )
-    view = ZoneView(
-        origin=policy.origin,
-        soa=soa,
-        nameservers=policy.nameservers,
-        names=MappingProxyType(names),
-        ancestors=_ancestors([*names, *servfail], policy.origin) - names.keys(),
-        varied=MappingProxyType(varied),
-        servfail=frozenset(servfail),
-    )
-    return ZonePlan(view=view, services=MappingProxyType({k: s.plan for k, s in services.items()}))
+    return ZoneBuilder(policy).build(snapshot, now, serial)

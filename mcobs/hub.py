@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from mcobs.answer import ZonePlan, ZonePolicy, build_zone
+from mcobs.answer import ZoneBuilder, ZonePlan, ZonePolicy
 from mcobs.api.app import make_app
 from mcobs.api.control import control_routes
 from mcobs.catalog.store import CatalogStore, CatalogWatcher
@@ -114,7 +114,8 @@ class Planner:
         """Called with every new plan once a catalog snapshot is loaded (the decider's)."""
         self.snapshot: CatalogSnapshot = EMPTY_SNAPSHOT
         self._serial = max(1, int(clock()) % 2**32)
-        self.plan: ZonePlan = build_zone(EMPTY_SNAPSHOT, policy, clock(), self._serial)
+        self._builder = ZoneBuilder(policy)
+        self.plan: ZonePlan = self._builder.build(EMPTY_SNAPSHOT, clock(), self._serial)
         self.loaded = False
         self._replan = asyncio.Event()
 
@@ -141,7 +142,7 @@ class Planner:
 
     def replan(self) -> None:
         now = self._clock()
-        plan = build_zone(self.snapshot, self._policy, now, self._serial)
+        plan = self._builder.build(self.snapshot, now, self._serial)
         if plan.view == self.plan.view:
             # Same records: keep the old view object so the DNS answer cache survives.
             plan = ZonePlan(self.plan.view, plan.services)

@@ -13,6 +13,8 @@ view, which keeps the answer cache warm).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -52,6 +54,8 @@ class StrategyContext:
     rng: random.Random
     lineups: int = 100
     """How many lineups a weighted choice is spread over (1% resolution at 100)."""
+    depth: int | None = 8
+    """Most clusters in one weighted or geo answer (None: all)."""
     failover_order: tuple[str, ...] | None = None
     regions: tuple[str, ...] = ()
     """Client regions to plan geo answers for."""
@@ -80,19 +84,48 @@ def _weighted_order(pool: list[Candidate], rng: random.Random) -> list[Candidate
     return sorted(pool, key=lambda c: rng.random() ** (1.0 / c.weight), reverse=True)
 
 
+def _weighted_sample(
+    pool: Sequence[Candidate],
+    cumulative: Sequence[float],
+    skip: Candidate,
+    k: int,
+    rng: random.Random,
+) -> list[Candidate]:
+    """`k` distinct candidates other than `skip`, drawn by weight (for pools much larger than k)."""
+    picked: list[Candidate] = []
+    seen = {id(skip)}
+    total = cumulative[-1]
+    for _ in range(k * 20):
+        if len(picked) == k:
+            break
+        candidate = pool[bisect.bisect_right(cumulative, rng.random() * total)]
+        if id(candidate) not in seen:
+            seen.add(id(candidate))
+            picked.append(candidate)
+    return picked
+
+
 def weighted_lineups(
-    candidates: Sequence[Candidate], slots: int, rng: random.Random
+    candidates: Sequence[Candidate], slots: int, rng: random.Random, depth: int | None = None
 ) -> tuple[Lineup, ...]:
-    """Lineups whose first clusters follow the weights exactly (to 1/slots)."""
+    """Lineups whose first clusters follow the weights exactly (to 1/slots).
+
+    Each lineup holds at most `depth` clusters (None: all), the rest drawn by weight.
+    """
     if len(candidates) <= 1:
         return (tuple(c.cluster for c in candidates),)
+    depth = len(candidates) if depth is None else max(1, min(depth, len(candidates)))
+    cumulative = list(itertools.accumulate(c.weight for c in candidates))
     lineups: list[Lineup] = []
     for lead, count in zip(
         candidates, _apportion([c.weight for c in candidates], slots), strict=True
     ):
-        rest = [c for c in candidates if c is not lead]
         for _ in range(count):
-            lineups.append((lead.cluster, *(c.cluster for c in _weighted_order(rest, rng))))
+            if len(candidates) > 2 * depth:
+                rest = _weighted_sample(candidates, cumulative, lead, depth - 1, rng)
+            else:
+                rest = _weighted_order([c for c in candidates if c is not lead], rng)[: depth - 1]
+            lineups.append((lead.cluster, *(c.cluster for c in rest)))
     return tuple(lineups)
 
 
@@ -104,7 +137,7 @@ def _share_notes(candidates: Sequence[Candidate]) -> dict[str, str]:
 class Weighted:
     def pick(self, candidates: Sequence[Candidate], ctx: StrategyContext) -> Picks:
         return Picks(
-            lineups=weighted_lineups(candidates, ctx.lineups, ctx.rng),
+            lineups=weighted_lineups(candidates, ctx.lineups, ctx.rng, ctx.depth),
             notes=MappingProxyType(_share_notes(candidates)),
         )
 
@@ -139,13 +172,13 @@ class Geo:
     """The nearest region's clusters, by a region-distance table; else weighted."""
 
     def pick(self, candidates: Sequence[Candidate], ctx: StrategyContext) -> Picks:
-        fallback = weighted_lineups(candidates, ctx.lineups, ctx.rng)
+        fallback = weighted_lineups(candidates, ctx.lineups, ctx.rng, ctx.depth)
         by_region: dict[str, tuple[Lineup, ...]] = {}
         nearest_for: dict[str, list[str]] = {c.cluster: [] for c in candidates}
         for region in ctx.regions:
             nearest = _nearest(region, candidates, ctx.distance)
             if nearest:
-                by_region[region] = weighted_lineups(nearest, ctx.lineups, ctx.rng)
+                by_region[region] = weighted_lineups(nearest, ctx.lineups, ctx.rng, ctx.depth)
                 for c in nearest:
                     nearest_for[c.cluster].append(region)
         notes = {

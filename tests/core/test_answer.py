@@ -1,4 +1,5 @@
 from dataclasses import replace
+from types import MappingProxyType
 
 from mcobs.answer import ZonePolicy, build_zone
 from mcobs.model import Health, HealthState, ServiceKey
@@ -170,3 +171,42 @@ def test_zero_weight_cluster_never_answers() -> None:
 
 def test_soa_serial_is_the_one_given() -> None:
     assert build_zone(fleet(), POLICY, NOW, serial=1795000000).view.soa.serial == 1795000000
+
+
+def test_the_builder_rebuilds_only_services_whose_inputs_changed() -> None:
+    from mcobs.answer import ZoneBuilder
+
+    api = ServiceKey("default", "api")
+    base = fleet()
+    with_api = snapshot(
+        *(
+            replace(r, services=(*r.services, service(r.cluster, ("192.0.2.99",), key=api)))
+            for r in base.reports.values()
+        )
+    )
+    builder = ZoneBuilder(POLICY)
+    first = builder.build(with_api, NOW)
+    changed = replace(
+        with_api,
+        reports=MappingProxyType(
+            {
+                **with_api.reports,
+                "us-east": replace(
+                    with_api.reports["us-east"],
+                    services=(
+                        service("us-east", ("198.51.100.77",)),
+                        *with_api.reports["us-east"].services[1:],
+                    ),
+                ),
+            }
+        ),
+    )
+    second = builder.build(changed, NOW)
+    assert second.services[api] is first.services[api]  # untouched: the same objects
+    assert second.view.names["api.default." + ZONE] is first.view.names["api.default." + ZONE]
+    assert (
+        second.services[ServiceKey("default", "web")]
+        is not first.services[ServiceKey("default", "web")]
+    )
+    records = second.view.lookup("web.default." + ZONE)
+    assert records is not None and "198.51.100.77" in records.a
