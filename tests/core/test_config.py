@@ -80,3 +80,21 @@ def _write(directory: Path, text: str) -> Path:
     path = directory / "f.yaml"
     path.write_text(text)
     return path
+
+
+def test_the_readme_configuration_reference_is_valid() -> None:
+    import re
+
+    import yaml
+
+    from mcobs.config import parse_settings
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Configuration reference") :]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    data = yaml.safe_load(block.group(1))
+    # Webhook secrets are read while validating; this machine has no such files.
+    data.pop("webhooks")
+    settings = parse_settings(data, "README.md")
+    assert settings.collect.interval == 3 and settings.dns.strategy == "weighted"
