@@ -60,12 +60,13 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, config: Path) -> None:
     from mcobs.catalog.redis import RedisCatalog
     from mcobs.decide.events import RedisEventLog, connect
     from mcobs.decide.lease import RedisLease
     from mcobs.hub import Hub
     from mcobs.notify.redis import RedisOutboxStore
+    from mcobs.workers import start_workers, stop_workers
 
     token = api_token(settings, os.environ)
     if token is None:
@@ -91,7 +92,14 @@ async def _serve(settings: Settings) -> None:
                 settings.http.host,
                 hub.http_port,
             )
-            await _until_signalled(hub)
+            workers = []
+            if settings.dns.workers > 1:
+                workers = start_workers(config, hub.dns_port, settings.dns.workers - 1)
+                log.info("%d more DNS worker processes on port %d", len(workers), hub.dns_port)
+            try:
+                await _until_signalled(hub)
+            finally:
+                await asyncio.to_thread(stop_workers, workers)
     finally:
         await store.close()
         await outbox.close()
@@ -116,7 +124,7 @@ def _serve_command(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(Path(args.config))
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(settings))
+            asyncio.run(_serve(settings, Path(args.config)))
     except ConfigError as error:
         for problem in error.problems:
             log.error("%s: %s", error.source, problem)

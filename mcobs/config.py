@@ -69,6 +69,25 @@ class NameserverSettings(_Frozen):
         return tuple(str(ipaddress.ip_address(a)) for a in value)
 
 
+class RateLimitSettings(_Frozen):
+    """Response rate limiting per client prefix, so mcobs can't amplify traffic."""
+
+    enabled: bool = True
+    responses_per_second: float = Field(200.0, gt=0)
+    window: float = Field(5.0, ge=0)
+    slip: int = Field(2, ge=0, description="every Nth limited query is answered truncated")
+    ipv4_prefix: int = Field(24, ge=0, le=32)
+    ipv6_prefix: int = Field(56, ge=0, le=128)
+    exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+
+    @field_validator("exempt")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
+
+
 class DnsSettings(_Frozen):
     host: str = "0.0.0.0"
     port: int = Field(53, ge=0, le=65535)
@@ -84,6 +103,8 @@ class DnsSettings(_Frozen):
     max_answers: int | None = Field(None, ge=1, le=64)
     min_healthy_percent: float = Field(0.0, ge=0, le=100)
     last_resort: Literal["serve-all", "nxdomain", "servfail"] = "serve-all"
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    workers: int = Field(1, ge=1, le=64, description="DNS processes sharing the port")
 
     @field_validator("host")
     @classmethod

@@ -38,6 +38,7 @@ from mcobs.decide.decider import Decider
 from mcobs.decide.events import EventLog
 from mcobs.decide.lease import Lease
 from mcobs.decide.routes import event_routes
+from mcobs.dnsserver import RateLimit
 from mcobs.dnsserver.server import DnsServer
 from mcobs.dnsserver.stats import StatsSnapshot
 from mcobs.geo import IPAddress, Locator, build_locator
@@ -75,6 +76,25 @@ def zone_policy(settings: Settings) -> ZonePolicy:
         regions=tuple(sorted({*settings.geo.regions, *(c.region for c in settings.clusters)})),
         distance=settings.geo.distances,
     )
+
+
+def rate_limit(settings: Settings) -> RateLimit | None:
+    limit = settings.dns.rate_limit
+    if not limit.enabled:
+        return None
+    return RateLimit(
+        responses_per_second=limit.responses_per_second,
+        window=limit.window,
+        slip=limit.slip,
+        ipv4_prefix=limit.ipv4_prefix,
+        ipv6_prefix=limit.ipv6_prefix,
+        exempt=limit.exempt,
+    )
+
+
+def locator(settings: Settings) -> Locator | None:
+    geo = settings.geo
+    return build_locator(geo.cidrs, geo.maxmind, countries=geo.countries, continents=geo.continents)
 
 
 def health_policy(settings: Settings) -> HealthPolicy:
@@ -301,10 +321,7 @@ class Hub:
         self.store = store
         self.clock = clock
         self.planner = Planner(zone_policy(settings), clock)
-        geo = settings.geo
-        self.locator = build_locator(
-            geo.cidrs, geo.maxmind, countries=geo.countries, continents=geo.continents
-        )
+        self.locator = locator(settings)
         self.state = HubState(self.planner, settings.collect.stale_after, clock, self.locator)
         self.metrics = install_metrics(self.state, self._dns_stats, self.registry)
         self.annotator: Annotator | None = None
@@ -340,7 +357,13 @@ class Hub:
         stack.push_async_callback(watcher.stop)
 
         self.dns = DnsServer(
-            lambda: self.planner.plan.view, self.settings.dns.host, self.settings.dns.port
+            lambda: self.planner.plan.view,
+            self.settings.dns.host,
+            self.settings.dns.port,
+            rate_limit=rate_limit(self.settings),
+            locate=self.locator,
+            reuse_port=self.settings.dns.workers > 1,
+            observe=self.metrics.dns_latency.observe,
         )
         await self.dns.start()
         stack.push_async_callback(self.dns.stop)

@@ -23,6 +23,8 @@ class StatsSnapshot:
     """Responses sent by rcode (text, e.g. "NOERROR", "BADVERS")."""
     fast_path: int
     slow_path: int
+    cache_misses: int
+    """Fast-path queries whose response had to be rendered (the rest came from the cache)."""
     truncated: int
     malformed: int
     """Packets we could not parse or that broke the protocol (answered or dropped)."""
@@ -33,17 +35,24 @@ class StatsSnapshot:
     tcp_rejected: int
     """Connections closed at once because the connection limit was reached."""
     tcp_timeouts: int
+    rate_limited: int
+    """UDP queries over the response rate limit that got no response."""
+    rate_limited_slipped: int
+    """UDP queries over the response rate limit answered empty with TC=1 (retry over TCP)."""
 
 
 class DnsStats:
     """Mutable counters; cheap to bump from the hot path."""
 
     __slots__ = (
+        "cache_misses",
         "dropped",
         "fast_path",
         "internal_errors",
         "malformed",
         "queries",
+        "rate_limited",
+        "rate_limited_slipped",
         "responses",
         "slow_path",
         "tcp_connections",
@@ -57,6 +66,7 @@ class DnsStats:
         self.responses: Counter[int] = Counter()
         self.fast_path = 0
         self.slow_path = 0
+        self.cache_misses = 0
         self.truncated = 0
         self.malformed = 0
         self.dropped = 0
@@ -64,6 +74,8 @@ class DnsStats:
         self.tcp_connections = 0
         self.tcp_rejected = 0
         self.tcp_timeouts = 0
+        self.rate_limited = 0
+        self.rate_limited_slipped = 0
 
     def snapshot(self) -> StatsSnapshot:
         return StatsSnapshot(
@@ -81,6 +93,7 @@ class DnsStats:
             ),
             fast_path=self.fast_path,
             slow_path=self.slow_path,
+            cache_misses=self.cache_misses,
             truncated=self.truncated,
             malformed=self.malformed,
             dropped=self.dropped,
@@ -88,4 +101,6 @@ class DnsStats:
             tcp_connections=self.tcp_connections,
             tcp_rejected=self.tcp_rejected,
             tcp_timeouts=self.tcp_timeouts,
+            rate_limited=self.rate_limited,
+            rate_limited_slipped=self.rate_limited_slipped,
         )

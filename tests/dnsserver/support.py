@@ -13,7 +13,8 @@ from types import MappingProxyType
 import dns.edns
 import dns.message
 
-from mcobs.zone import NameRecords, Nameserver, Soa, SrvRecord, ZoneView
+from mcobs.geo import CidrLocator
+from mcobs.zone import NameRecords, Nameserver, Soa, SrvRecord, VariedRecords, ZoneView
 
 ZONE = "global.example.com."
 WEB = "web.default." + ZONE
@@ -67,6 +68,86 @@ def sample_view(serial: int = 1, web_a: tuple[str, ...] = ("10.0.0.1", "10.0.1.1
 
 def swapped_view() -> ZoneView:
     return sample_view(serial=2, web_a=("10.7.7.7",))
+
+
+# -- a view with CNAMEs and varied (geo, weighted) names ------------------------------
+
+GEO = "geo.default." + ZONE
+WEIGHTED = "weighted.default." + ZONE
+ALIAS = "alias.default." + ZONE
+"""CNAME -> WEB."""
+ALIAS_GEO = "www.default." + ZONE
+"""CNAME -> GEO."""
+ALIAS_OUT = "lb.default." + ZONE
+OUTSIDE = "lb-123.elb.example.net."
+ALIAS_NX = "dangling.default." + ZONE
+ALIAS_EMPTY = "hollow.default." + ZONE
+"""CNAME -> DRAINED (exists, no data)."""
+CHAIN = "chain.default." + ZONE
+"""CNAME -> ALIAS -> WEB."""
+LOOP = "loop.default." + ZONE
+"""CNAME -> LOOP2 -> LOOP."""
+LOOP2 = "loop2.default." + ZONE
+WEIGHTED_SRV = "_http._tcp." + WEIGHTED
+
+GEO_EU = NameRecords(ttl=20, a=("10.1.0.1",), aaaa=("fd01::1",))
+GEO_US = NameRecords(ttl=20, a=("10.2.0.1",), aaaa=("fd02::1",))
+HEAVY = NameRecords(ttl=10, a=("10.3.0.1",))
+LIGHT = NameRecords(ttl=10, a=("10.3.0.2",))
+
+EUROPE_NET = "192.0.2.0/24"
+US_NET = "198.51.100.0/24"
+EUROPE_V6_NET = "2001:db8:e::/48"
+EUROPE_CLIENT = "192.0.2.10"
+US_CLIENT = "198.51.100.77"
+EUROPE_V6_CLIENT = "2001:db8:e::5"
+
+
+def locator() -> CidrLocator:
+    return CidrLocator(
+        {EUROPE_NET: "europe", US_NET: "us", EUROPE_V6_NET: "europe", "127.0.0.0/8": "us"}
+    )
+
+
+def varied_view(serial: int = 1) -> ZoneView:
+    """`sample_view` plus CNAMEs, a geo name and a weighted name (3 variants: 2 heavy)."""
+    base = sample_view(serial)
+    names = dict(base.names)
+    names.update(
+        {
+            GEO: GEO_EU,
+            WEIGHTED: HEAVY,
+            ALIAS: NameRecords(ttl=40, cname=WEB),
+            ALIAS_GEO: NameRecords(ttl=40, cname=GEO),
+            ALIAS_OUT: NameRecords(ttl=40, cname=OUTSIDE),
+            ALIAS_NX: NameRecords(ttl=40, cname="gone.default." + ZONE),
+            ALIAS_EMPTY: NameRecords(ttl=40, cname=DRAINED),
+            CHAIN: NameRecords(ttl=50, cname=ALIAS),
+            LOOP: NameRecords(ttl=40, cname=LOOP2),
+            LOOP2: NameRecords(ttl=40, cname=LOOP),
+            WEIGHTED_SRV: NameRecords(
+                ttl=10, srv=(SrvRecord(priority=0, weight=1, port=80, target=WEIGHTED),)
+            ),
+        }
+    )
+    varied = {
+        GEO: VariedRecords(
+            variants=(GEO_EU, GEO_US),
+            by_region=MappingProxyType({"europe": (GEO_EU,), "us": (GEO_US,)}),
+            geo=True,
+        ),
+        WEIGHTED: VariedRecords(variants=(HEAVY, HEAVY, LIGHT)),
+    }
+    return dataclasses.replace(
+        base,
+        names=MappingProxyType(names),
+        ancestors=base.ancestors | {"_tcp." + WEIGHTED},
+        varied=MappingProxyType(varied),
+    )
+
+
+def ecs_option(address: str, source: int) -> dns.edns.Option:
+    return dns.edns.ECSOption(address, source)
 
 
 class ViewHolder:
@@ -140,12 +221,18 @@ def query_wire(
     payload: int = 1232,
     flags: int | None = None,
     options: Sequence[dns.edns.Option] = (),
+    dnssec_ok: bool = False,
 ) -> bytes:
     if edns is None:
         query = dns.message.make_query(name, rdtype, use_edns=False)
     else:
         query = dns.message.make_query(
-            name, rdtype, use_edns=edns, payload=payload, options=list(options)
+            name,
+            rdtype,
+            use_edns=edns,
+            payload=payload,
+            options=list(options),
+            want_dnssec=dnssec_ok,
         )
     query.id = qid
     if flags is not None:

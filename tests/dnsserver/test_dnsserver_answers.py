@@ -401,3 +401,17 @@ def test_bad_packets_are_logged_at_debug_rate_limited(
     assert len(messages) == 3 + 2
     assert "192.0.2.1" in messages[0]
     assert responder.stats.malformed == 40
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("name", [WEB, "nope." + ZONE, "example.org."])
+def test_the_do_bit_is_copied(view: ZoneView, fast: bool, name: str) -> None:
+    responder = Responder(fast_path=fast)
+    query = dns.message.make_query(name, "A", use_edns=0, want_dnssec=True)
+    with_do = ask(responder, view, query.to_wire())
+    assert with_do.ednsflags & dns.flags.DO  # RFC 3225 3
+    without = ask(responder, view, query_wire(name, edns=0))  # same question, no DO
+    assert not without.ednsflags & dns.flags.DO
+    badvers = dns.message.make_query(name, "A", use_edns=1, want_dnssec=True)
+    reply = ask(responder, view, badvers.to_wire())
+    assert (reply.rcode(), bool(reply.ednsflags & dns.flags.DO)) == (dns.rcode.BADVERS, True)

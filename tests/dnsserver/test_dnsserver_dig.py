@@ -8,8 +8,10 @@ import pytest
 
 from mcobs.dnsserver import DnsServer
 from tests.dnsserver.support import (
+    ALIAS_GEO,
     API,
     BIG,
+    GEO,
     NS1,
     WEB,
     WEB_EU,
@@ -19,7 +21,9 @@ from tests.dnsserver.support import (
     ViewHolder,
     dig,
     dig_many,
+    locator,
     swapped_view,
+    varied_view,
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("dig") is None, reason="dig is not installed")
@@ -116,3 +120,17 @@ async def test_view_swap(server: DnsServer, holder: ViewHolder) -> None:
     holder.view = swapped_view()
     after = await dig(server.port, WEB, "A")
     assert after.records("answer") == [(WEB, 30, "A", "10.7.7.7")]
+
+
+async def test_client_subnet_and_tcp_keepalive() -> None:
+    view = varied_view()
+    async with DnsServer(lambda: view, port=0, locate=locator(), tcp_idle_timeout=3) as server:
+        us = await dig(server.port, "+subnet=198.51.100.0/24", GEO, "A")
+        assert us.records("answer") == [(GEO, 20, "A", "10.2.0.1")]
+        assert "CLIENT-SUBNET: 198.51.100.0/24/24" in us.text
+        eu = await dig(server.port, "+subnet=192.0.2.0/24", ALIAS_GEO, "A")
+        assert eu.records("answer") == [(ALIAS_GEO, 40, "CNAME", GEO), (GEO, 20, "A", "10.1.0.1")]
+        plain = await dig(server.port, "+subnet=192.0.2.0/24", WEB, "A")
+        assert "CLIENT-SUBNET: 192.0.2.0/24/0" in plain.text
+        keepalive = await dig(server.port, "+tcp", "+keepalive", WEB, "A")
+        assert "TCP KEEPALIVE: 3.0 secs" in keepalive.text

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import dns.asyncquery
+import dns.edns
 import dns.flags
 import dns.message
 import dns.name
@@ -248,3 +249,71 @@ async def test_failing_view_provider_is_survived(holder: ViewHolder) -> None:
 async def test_concurrent_udp_clients(server: DnsServer) -> None:
     replies = await asyncio.gather(*(udp(server, WEB, "A") for _ in range(50)))
     assert all(len(r.answer[0]) == 2 for r in replies)
+
+
+def keepalive_of(message: dns.message.Message) -> bytes | None:
+    found = [o for o in message.options if o.otype == dns.edns.OptionType.KEEPALIVE]
+    return found[0].to_wire() if found else None
+
+
+async def test_tcp_keepalive_is_answered_with_the_idle_timeout(server: DnsServer) -> None:
+    keepalive = dns.edns.GenericOption(dns.edns.OptionType.KEEPALIVE, b"")
+    packet = query_wire(WEB, edns=0, options=[keepalive])
+    client = await TcpClient.connect(server.port)
+    try:
+        client.send(packet)
+        reply = dns.message.from_wire(await client.receive())
+        assert keepalive_of(reply) == (20).to_bytes(2, "big")  # 2 s, in units of 100 ms
+        assert len(reply.answer[0]) == 2
+        # A query carrying a timeout breaks RFC 7828.
+        bad = dns.edns.GenericOption(dns.edns.OptionType.KEEPALIVE, b"\x00\x10")
+        client.send(query_wire(WEB, qid=9, edns=0, options=[bad]))
+        reply = dns.message.from_wire(await client.receive())
+        assert (reply.id, reply.rcode()) == (9, dns.rcode.FORMERR)
+    finally:
+        await client.close()
+    over_udp = dns.message.from_wire(await udp_exchange(server.port, packet))
+    assert keepalive_of(over_udp) is None  # ignored over UDP
+    assert len(over_udp.answer[0]) == 2
+
+
+async def test_pipelined_queries_are_answered_in_order_even_when_some_are_slow(
+    server: DnsServer,
+) -> None:
+    client = await TcpClient.connect(server.port)
+    try:
+        # Fast-path, slow-path (an unknown option), malformed and NXDOMAIN queries, sent
+        # in one write: the answers come back in the order of the queries.
+        odd = dns.edns.GenericOption(65001, b"x")
+        packets = [
+            query_wire(WEB, qid=1),
+            query_wire(API, qid=2, edns=0, options=[odd]),
+            bytes.fromhex("0003 0100 0001 0000 0000 0000") + b"\x05abc",
+            query_wire("nope." + ZONE, qid=4),
+            query_wire(BIG, qid=5),
+        ]
+        client.writer.write(b"".join(len(p).to_bytes(2, "big") + p for p in packets))
+        replies = [dns.message.from_wire(await client.receive()) for _ in packets]
+        assert [(r.id, r.rcode()) for r in replies] == [
+            (1, dns.rcode.NOERROR),
+            (2, dns.rcode.NOERROR),
+            (3, dns.rcode.FORMERR),
+            (4, dns.rcode.NXDOMAIN),
+            (5, dns.rcode.NOERROR),
+        ]
+    finally:
+        await client.close()
+
+
+async def test_response_times_are_observed(holder: ViewHolder) -> None:
+    seen: list[tuple[float, str]] = []
+
+    def observe(seconds: float, *, transport: str) -> None:
+        seen.append((seconds, transport))
+
+    async with DnsServer(holder, port=0, observe=observe) as server:
+        await udp(server, WEB, "A")
+        await tcp(server, WEB, "A")
+        await udp_silence(server.port, b"\x00")  # no response, nothing observed
+    assert [transport for _, transport in seen] == ["udp", "tcp"]
+    assert all(0 <= seconds < 1 for seconds, _ in seen)

@@ -83,3 +83,74 @@ def test_serve_refuses_a_bad_config(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "clusters: list at least one cluster" in result.stderr
+
+
+async def test_serve_with_two_dns_workers_follows_changes_in_both(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    import dns.asyncquery
+    import dns.exception
+    import dns.message
+
+    async def answers_from_many_sockets(port: int) -> list[frozenset[str]]:
+        """One query from each of 24 client sockets: SO_REUSEPORT spreads them over workers."""
+        seen = []
+        for _ in range(24):
+            query = dns.message.make_query(NAME + ".", "A")
+            try:
+                response = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=1)
+            except (dns.exception.Timeout, OSError):
+                seen.append(frozenset())
+                continue
+            seen.append(frozenset(rr.to_text() for rrset in response.answer for rr in rrset))
+        return seen
+
+    async with SimFleet.default(clusters=3) as fleet:
+        kubeconfig = fleet.write_kubeconfig(tmp_path / "kubeconfig")
+        dns_port = free_port()
+        config = {
+            "zone": "global.example.com",
+            "dns": {"host": "127.0.0.1", "port": dns_port, "workers": 2},
+            "http": {"host": "127.0.0.1", "port": free_port()},
+            "redis": {"url": redis_server.url, "prefix": "serve-workers"},
+            "clusters": [
+                {
+                    "name": c.name,
+                    "region": c.region,
+                    "kubeconfig": str(kubeconfig),
+                    "context": c.name,
+                    "prometheus_url": c.prometheus_url,
+                }
+                for c in fleet.clusters
+            ],
+        }
+        path = tmp_path / "mcobs.yaml"
+        path.write_text(yaml.safe_dump(config))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mcobs",
+            "serve",
+            "--config",
+            str(path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        everyone = frozenset({"192.0.2.1", "198.51.100.1", "203.0.113.1"})
+        try:
+            for _ in range(300):
+                if set(await answers_from_many_sockets(dns_port)) == {everyone}:
+                    break
+                await asyncio.sleep(0.1)
+            assert set(await answers_from_many_sockets(dns_port)) == {everyone}
+            await fleet.outage("us-east")
+            after = everyone - {"198.51.100.1"}
+            for _ in range(100):
+                if set(await answers_from_many_sockets(dns_port)) == {after}:
+                    break
+                await asyncio.sleep(0.1)
+            assert set(await answers_from_many_sockets(dns_port)) == {after}
+        finally:
+            process.terminate()
+            _, stderr = await asyncio.wait_for(process.communicate(), 20)
+        assert "1 more DNS worker processes" in stderr.decode()

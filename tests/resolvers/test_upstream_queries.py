@@ -16,11 +16,6 @@ from mcobs.hub import Hub
 from tests.resolvers.helpers import QUERY_TIMEOUT, WEB, ZONE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mcobs bug: the DO bit of the query is not copied into the response "
-    "(RFC 3225 section 3); remove this marker once mcobs/dnsserver echoes it",
-)
 @pytest.mark.parametrize("name", [WEB, f"nope.default.{ZONE}"])
 async def test_the_do_bit_of_a_validating_resolver_is_echoed(hub: Hub, name: str) -> None:
     query = dns.message.make_query(name, "A", use_edns=0, payload=1232, want_dnssec=True)
