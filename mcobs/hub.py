@@ -53,11 +53,13 @@ from mcobs.notify.settings import consumers
 from mcobs.notify.stats import DeliveryStats
 from mcobs.notify.store import OutboxStore
 from mcobs.query import Fanout, FanoutSettings, query_routes
+from mcobs.status import status_routes
 from mcobs.zone import Nameserver
 
 log = logging.getLogger(__name__)
 
 MAX_REPLAN_DELAY = 5.0
+HTTP_SHUTDOWN_SECONDS = 2.0
 PROMETHEUS_THREADS = 8
 
 
@@ -419,6 +421,10 @@ class Hub:
             )
             self.planner.on_plan = self.decider.on_plan
             routes += event_routes(self._events, self._lease)
+        closing = asyncio.Event()
+        routes += status_routes(
+            self.state, self._events if self._lease is not None else None, closing=closing
+        )
         app = make_app(
             self.state,
             routes,
@@ -426,9 +432,11 @@ class Hub:
             open_mutations=self._open_mutations,
             protect_reads=self.settings.http.protect_reads,
         )
-        runner = web.AppRunner(app, access_log=None)
+        # Open event streams (status pages) must not hold a stop for aiohttp's default 60 s.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_SECONDS)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
+        stack.callback(closing.set)  # runs first: open status pages end before the server waits
         site = web.TCPSite(runner, self.settings.http.host, self.settings.http.port)
         await site.start()
         self.http_port = runner.addresses[0][1]

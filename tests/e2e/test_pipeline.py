@@ -174,7 +174,7 @@ async def test_demo_control_api_drives_the_outage_over_http(
                     body = await response.json()
                 choice = next(c for c in body["clusters"] if c["cluster"] == "ap-south")
                 assert "cluster is down" in choice["reason"]
-                assert "API unreachable" in choice["reason"]
+                assert "API unreachable: cannot connect: connection refused" in choice["reason"]
                 async with http.post(f"{base}/sim/clusters/nowhere/outage") as response:
                     assert response.status == 404
     finally:

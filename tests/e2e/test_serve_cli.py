@@ -149,7 +149,8 @@ async def test_serve_with_two_dns_workers_follows_changes_in_both(
                 if set(await answers_from_many_sockets(dns_port)) == {after}:
                     break
                 await asyncio.sleep(0.1)
-            assert set(await answers_from_many_sockets(dns_port)) == {after}
+            seen = await answers_from_many_sockets(dns_port)
+            assert set(seen) == {after}, seen
         finally:
             process.terminate()
             _, stderr = await asyncio.wait_for(process.communicate(), 20)
