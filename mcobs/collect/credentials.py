@@ -10,13 +10,16 @@ Tokens live only in `KubeCredentials.headers()`; its repr hides them.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
+from kubernetes.config.kube_config import KubeConfigLoader
 
 
 class CredentialsError(Exception):
@@ -53,6 +56,13 @@ def _ssl_context(cfg: Any) -> ssl.SSLContext | None:
     return context
 
 
+@functools.lru_cache(maxsize=16)
+def _parsed(path: Path, mtime_ns: int) -> Any:
+    """A kubeconfig file, parsed once for all its contexts (a fleet's file can be large)."""
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
 def load_credentials(
     kubeconfig: Path | None, context: str | None, in_cluster: bool
 ) -> KubeCredentials:
@@ -61,16 +71,26 @@ def load_credentials(
     try:
         if in_cluster:
             kube_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        elif kubeconfig is not None:
+            loader = KubeConfigLoader(  # type: ignore[no-untyped-call]
+                config_dict=_parsed(kubeconfig, kubeconfig.stat().st_mtime_ns),
+                active_context=context,
+                config_base_path=str(kubeconfig.parent),
+            )
+            loader.load_and_set(cfg)  # type: ignore[no-untyped-call]
         else:
             kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=str(kubeconfig) if kubeconfig else None,
-                context=context,
-                client_configuration=cfg,
-                persist_config=False,
+                context=context, client_configuration=cfg, persist_config=False
             )
         return KubeCredentials(
             server=str(cfg.host).rstrip("/"), ssl_context=_ssl_context(cfg), _configuration=cfg
         )
-    except (kube_config.ConfigException, OSError, ssl.SSLError, ValueError) as error:
+    except (
+        kube_config.ConfigException,
+        OSError,
+        ssl.SSLError,
+        ValueError,
+        yaml.YAMLError,
+    ) as error:
         source = "in-cluster config" if in_cluster else f"kubeconfig context {context or '-'}"
         raise CredentialsError(f"{source}: {error}") from None

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mcobs.sim", description="Run simulated member clusters."
     )
-    parser.add_argument("--clusters", type=int, default=3, choices=range(1, 101), metavar="N")
+    parser.add_argument("--clusters", type=int, default=3, choices=range(1, 5001), metavar="N")
     parser.add_argument("--kubeconfig", required=True, help="where to write the kubeconfig")
     parser.add_argument("--control-port", type=int, default=0, help="0: any free port")
     parser.add_argument("--extra-services", type=int, default=0, metavar="N")
