@@ -1,0 +1,268 @@
+"""One replica against 10, 100 and 1,000 simulated clusters (issue 6).
+
+For each fleet size N: the simulator runs in a process of its own (N clusters
+x 50 exported Services, plus a `canary` Service), `mcobs serve` in another
+with a real redis-server, and this script measures
+
+- time to the first complete catalog (every cluster reported with all services),
+- steady-state CPU (% of one core) and RSS of the mcobs process over 30 s,
+- Redis commands per second in steady state, and Redis memory per service entry,
+- time from an endpoint change in one cluster to the changed DNS answer
+  (`canary` uses the failover strategy over every cluster in order, so turning
+  the active cluster's endpoints unready, or ready again, moves the answer),
+  over 200 changes: p50, p95, max.
+
+    .venv/bin/python -m tests.bench.scale --sizes 10,100,1000 --json artifacts/scale.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import dns.asyncquery
+import dns.exception
+import dns.message
+import redis
+import yaml
+
+from tests.redis_server import RedisServer, free_port
+
+CANARY = "canary.shop.global.example.com."
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def http(url: str, body: Any = None, method: str | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"))
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
+
+
+async def first_answer(port: int) -> str | None:
+    query = dns.message.make_query(CANARY, "A")
+    try:
+        response = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=1)
+    except (dns.exception.Timeout, OSError):
+        return None
+    for rrset in response.answer:
+        for rr in rrset:
+            return str(rr.to_text())
+    return None
+
+
+async def measure_changes(control: str, names: list[str], port: int, changes: int) -> list[float]:
+    """Alternately take the active canary cluster's endpoints away and give them back."""
+    durations: list[float] = []
+    active = await first_answer(port)
+    for n in range(changes):
+        cluster = names[0]
+        ready = 0 if n % 2 == 0 else 3
+        start = time.perf_counter()
+        await asyncio.to_thread(
+            http,
+            f"{control}/api/v1/sim/clusters/{cluster}/services/shop/canary/ready",
+            {"ready": ready},
+        )
+        while True:
+            now = await first_answer(port)
+            if now is not None and now != active:
+                active = now
+                break
+            if time.perf_counter() - start > 30:
+                raise TimeoutError(f"change {n} did not reach DNS in 30 s")
+            await asyncio.sleep(0.005)
+        durations.append(time.perf_counter() - start)
+    return durations
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_size(n: int, changes: int, steady: float, workdir: Path) -> dict[str, Any]:
+    kubeconfig = workdir / f"kubeconfig-{n}"
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcobs.sim",
+            "--clusters",
+            str(n),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--extra-services",
+            "48",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sim.stdout is not None
+    fleet = json.loads(sim.stdout.readline())
+    control = fleet["control"]
+    names = [c["name"] for c in fleet["clusters"]]
+    for name in names:
+        http(
+            f"{control}/api/v1/sim/clusters/{name}/services/shop/canary",
+            {
+                "type": "LoadBalancer",
+                "ports": [{"name": "http", "port": 80}],
+                "addresses": [f"10.{i // 250}.{i % 250}.1" for i in [names.index(name)]],
+                "annotations": {
+                    "mcobs.io/global": "true",
+                    "mcobs.io/strategy": "failover",
+                    "mcobs.io/failover-order": ",".join(names),
+                },
+            },
+            method="PUT",
+        )
+    with RedisServer() as redis_server:
+        dns_port, http_port = free_port(), free_port()
+        config = {
+            "zone": "global.example.com",
+            "dns": {"host": "127.0.0.1", "port": dns_port},
+            "http": {"host": "127.0.0.1", "port": http_port},
+            "redis": {"url": redis_server.url},
+            "clusters": [
+                {
+                    "name": c["name"],
+                    "region": c["region"],
+                    "kubeconfig": fleet["kubeconfig"],
+                    "context": c["context"],
+                    "prometheus_url": c["prometheus_url"],
+                }
+                for c in fleet["clusters"]
+            ],
+        }
+        config_path = workdir / f"mcobs-{n}.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        started = time.perf_counter()
+        hub = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mcobs",
+                "--log-level",
+                "error",
+                "serve",
+                "--config",
+                str(config_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            while True:
+                try:
+                    body = http(f"http://127.0.0.1:{http_port}/api/v1/clusters")
+                    done = [
+                        c for c in body["clusters"] if c["services"] >= 51 and c["services_synced"]
+                    ]
+                    if len(done) == n:
+                        break
+                except OSError:
+                    pass
+                if time.perf_counter() - started > 600:
+                    raise TimeoutError("no complete catalog in 600 s")
+                time.sleep(0.5)
+            complete = time.perf_counter() - started
+            time.sleep(5)  # let the start-up burst settle
+            cpu0, ops0, t0 = (
+                cpu_seconds(hub.pid),
+                client.info("stats")["total_commands_processed"],
+                time.perf_counter(),
+            )
+            time.sleep(steady)
+            elapsed = time.perf_counter() - t0
+            cpu = (cpu_seconds(hub.pid) - cpu0) / elapsed * 100
+            ops = (client.info("stats")["total_commands_processed"] - ops0) / elapsed
+            rss = rss_mb(hub.pid)
+            memory = client.info("memory")["used_memory"]
+            entries = n * 51
+            durations = asyncio.run(measure_changes(control, names, dns_port, changes))
+        finally:
+            hub.terminate()
+            hub.wait(30)
+            client.close()
+            sim.terminate()
+            sim.wait(30)
+    return {
+        "clusters": n,
+        "services_per_cluster": 51,
+        "first_complete_catalog_s": round(complete, 2),
+        "steady_cpu_percent_of_one_core": round(cpu, 1),
+        "rss_mb": round(rss, 1),
+        "redis_ops_per_s": round(ops, 1),
+        "redis_bytes_per_service_entry": round(memory / entries),
+        "change_to_answer_s": {
+            "changes": len(durations),
+            "p50": round(statistics.median(durations), 4),
+            "p95": round(percentile(durations, 0.95), 4),
+            "max": round(max(durations), 4),
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--steady", type=float, default=30.0)
+    parser.add_argument("--json", default="artifacts/scale.json")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="mcobs-scale-"))
+    rows = []
+    for n in (int(x) for x in args.sizes.split(",")):
+        row = run_size(n, args.changes, args.steady, workdir)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    print(
+        f"\n{'clusters':>8} {'catalog s':>9} {'CPU %':>6} {'RSS MB':>7} {'redis op/s':>10} "
+        f"{'B/entry':>8} {'p50 s':>7} {'p95 s':>7} {'max s':>7}"
+    )
+    for r in rows:
+        c = r["change_to_answer_s"]
+        print(
+            f"{r['clusters']:>8} {r['first_complete_catalog_s']:>9} "
+            f"{r['steady_cpu_percent_of_one_core']:>6} "
+            f"{r['rss_mb']:>7} {r['redis_ops_per_s']:>10} {r['redis_bytes_per_service_entry']:>8} "
+            f"{c['p50']:>7} {c['p95']:>7} {c['max']:>7}"
+        )
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "sizes": rows,
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
