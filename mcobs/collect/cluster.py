@@ -363,6 +363,7 @@ class ClusterCollector:
                 self._api = await self._connect()
             except CredentialsError as error:
                 log.error("%s: %s", self.identity.name, error)
+                self._recorder.error(self.identity.name, "credentials")
                 self._last_probe = ApiProbe(reachable=False, error=str(error))
                 self._connect_tried.set()
                 await asyncio.sleep(CREDENTIALS_RETRY)
