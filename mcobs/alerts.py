@@ -57,7 +57,7 @@ def _scope(labels: Mapping[str, str]) -> tuple[Scope | None, str | None]:
     cluster = labels.get("cluster", "")
     if not cluster:
         return None, "no cluster label"
-    if not _LABEL.match(cluster):
+    if not _LABEL.fullmatch(cluster):
         return None, f"cluster label {cluster[:64]!r} is not a cluster name"
     namespace, service = labels.get("namespace"), labels.get("service")
     if bool(namespace) != bool(service):

@@ -69,7 +69,7 @@ def mcobs_annotations(annotations: Mapping[str, str] | None) -> dict[str, str]:
 
 def _whole(low: int, high: int) -> Callable[[str], int | None]:
     def parse(raw: str) -> int | None:
-        return int(raw) if raw.isdigit() and low <= int(raw) <= high else None
+        return int(raw) if (raw.isascii() and raw.isdigit()) and low <= int(raw) <= high else None
 
     return parse
 
@@ -91,7 +91,7 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[str], str | None]:
 
 def _clusters(raw: str) -> tuple[str, ...] | None:
     names = tuple(n.strip() for n in raw.split(",") if n.strip())
-    if not names or not all(_LABEL.match(n) for n in names) or len(set(names)) != len(names):
+    if not names or not all(_LABEL.fullmatch(n) for n in names) or len(set(names)) != len(names):
         return None
     return names
 
@@ -102,7 +102,7 @@ _SIGNAL_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 def _probe(raw: str) -> ProbeSpec | None:
     """`tcp`, `http:/healthz`, `https:/ready@metrics` (probe the port named metrics)."""
-    match = _PROBE.match(raw)
+    match = _PROBE.fullmatch(raw)
     if not match or (match.group(1) == "tcp" and match.group(2)):
         return None
     return ProbeSpec(match.group(1), match.group(2) or "/", match.group(3))
@@ -110,7 +110,7 @@ def _probe(raw: str) -> ProbeSpec | None:
 
 def _signal_names(raw: str) -> tuple[str, ...] | None:
     names = tuple(n.strip() for n in raw.split(",") if n.strip())
-    return names if names and all(_SIGNAL_NAME.match(n) for n in names) else None
+    return names if names and all(_SIGNAL_NAME.fullmatch(n) for n in names) else None
 
 
 _PARSERS: dict[str, tuple[str, Callable[[str], object], str]] = {

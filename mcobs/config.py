@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from mcobs.api.tls import tls_problems
 from mcobs.notify.settings import WebhookDefaults, WebhookSettings, duplicate_names
 
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -49,7 +50,7 @@ Seconds = Annotated[float, Field(gt=0, le=3600)]
 def normalise_zone(value: str) -> str:
     """`Global.Example.com` -> `global.example.com.`; raises ValueError when not a domain."""
     name = value.strip().lower().rstrip(".")
-    if not _HOST.match(name) or len(name) > 200:
+    if not _HOST.fullmatch(name) or len(name) > 200:
         raise ValueError(f"{value!r} is not a valid domain name")
     return name + "."
 
@@ -150,6 +151,20 @@ class GeoSettings(_Frozen):
         return tuple(sorted(named))
 
 
+class TlsSettings(_Frozen):
+    """Serve the HTTP API over HTTPS (TLS 1.2+); both files are checked while validating."""
+
+    cert_file: Path = Field(description="PEM: the server certificate, then any intermediates")
+    key_file: Path = Field(description="PEM: its private key, unencrypted")
+
+    @model_validator(mode="after")
+    def _loadable(self) -> Self:
+        problems = tls_problems(self.cert_file, self.key_file)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class HttpSettings(_Frozen):
     host: str = "0.0.0.0"
     port: int = Field(8080, ge=0, le=65535)
@@ -157,6 +172,7 @@ class HttpSettings(_Frozen):
         None, description="bearer token for mutating calls (MCOBS_API_TOKEN overrides)"
     )
     protect_reads: bool = Field(False, description="ask the token of read calls too")
+    tls: TlsSettings | None = Field(None, description="HTTPS with this certificate and key")
 
     @field_validator("host")
     @classmethod
@@ -243,7 +259,7 @@ class ClusterSettings(_Frozen):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _LABEL.match(value):
+        if not _LABEL.fullmatch(value):
             raise ValueError("must be a DNS label: lower-case letters, digits and '-', 1-63 long")
         return value
 

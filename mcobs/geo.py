@@ -118,7 +118,7 @@ class MaxMindLocator:
             f"{kind} code {code!r}: expected two capital letters"
             for kind, table in (("country", countries), ("continent", continents))
             for code in table or {}
-            if not _CODE.match(code)
+            if not _CODE.fullmatch(code)
         ]
         if problems:
             raise GeoError(problems)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -23,6 +24,8 @@ from prometheus_client import CollectorRegistry
 from mcobs.answer import ZoneBuilder, ZonePlan, ZonePolicy
 from mcobs.api.app import make_app
 from mcobs.api.control import control_routes
+from mcobs.api.openapi import openapi_routes
+from mcobs.api.tls import TlsError, server_context
 from mcobs.catalog.store import CatalogStore, CatalogWatcher
 from mcobs.collect.cluster import (
     ClusterCollector,
@@ -33,7 +36,7 @@ from mcobs.collect.cluster import (
 from mcobs.collect.credentials import load_credentials
 from mcobs.collect.kubeapi import KubeApi, new_session
 from mcobs.collect.prom import PrometheusSignals, SignalQuery
-from mcobs.config import ClusterSettings, Settings
+from mcobs.config import ClusterSettings, ConfigError, Settings
 from mcobs.decide.decider import Decider
 from mcobs.decide.events import EventLog
 from mcobs.decide.lease import Lease
@@ -397,6 +400,7 @@ class Hub:
             stack.push_async_callback(self.annotator.stop)
         routes = [
             metrics_route(self.registry),
+            *openapi_routes(),
             *query_routes(fanout),
             *webhook_routes(self.outbox),
             *control_routes(
@@ -437,7 +441,9 @@ class Hub:
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         stack.callback(closing.set)  # runs first: open status pages end before the server waits
-        site = web.TCPSite(runner, self.settings.http.host, self.settings.http.port)
+        site = web.TCPSite(
+            runner, self.settings.http.host, self.settings.http.port, ssl_context=self._tls()
+        )
         await site.start()
         self.http_port = runner.addresses[0][1]
 
@@ -466,6 +472,15 @@ class Hub:
             for collector in self.collectors:
                 self._spawn(collector.run(), f"collector {collector.identity.name}")
         stack.push_async_callback(self._cancel_tasks)
+
+    def _tls(self) -> ssl.SSLContext | None:
+        tls = self.settings.http.tls
+        if tls is None:
+            return None
+        try:
+            return server_context(tls.cert_file, tls.key_file)
+        except TlsError as error:
+            raise ConfigError("http.tls", error.problems) from None
 
     def _dns_stats(self) -> StatsSnapshot | None:
         return self.dns.stats.snapshot() if self.dns is not None else None

@@ -20,7 +20,7 @@ _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 def parse_duration(text: str) -> int:
     """`90s`, `30m`, `1h30m`, `2d` -> seconds; raises ValueError."""
-    match = _DURATION.match(text.strip())
+    match = _DURATION.fullmatch(text.strip())
     if not text.strip() or not match:
         raise ValueError(f"{text!r} is not a duration like 30m, 2h or 1h30m")
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())

@@ -33,18 +33,19 @@ def _problem(status: int, problems: list[str]) -> web.Response:
 async def _json_body(request: web.Request) -> Any:
     try:
         return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, LookupError, RecursionError):
+        # LookupError: an unknown charset; RecursionError: absurdly deep nesting.
         raise web.HTTPBadRequest(reason="body is not valid JSON") from None
 
 
 def parse_scope(cluster: Any, service: Any, problems: list[str]) -> Scope | None:
-    if not isinstance(cluster, str) or not _LABEL.match(cluster):
+    if not isinstance(cluster, str) or not _LABEL.fullmatch(cluster):
         problems.append("cluster: must be a cluster name (a DNS label)")
         return None
     if service is None:
         return Scope(cluster)
     parts = service.split("/") if isinstance(service, str) else []
-    if len(parts) != 2 or not all(_LABEL.match(p) for p in parts):
+    if len(parts) != 2 or not all(_LABEL.fullmatch(p) for p in parts):
         problems.append("service: must be namespace/name")
         return None
     return Scope(cluster, ServiceKey(parts[0], parts[1]))

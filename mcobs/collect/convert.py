@@ -81,7 +81,7 @@ def _ingress(status: Any, problems: list[str]) -> tuple[tuple[str, ...], tuple[s
                     addresses.append(canonical)
         elif host := entry.get("hostname"):
             name = str(host).lower().rstrip(".")
-            if _HOSTNAME.match(name):
+            if _HOSTNAME.fullmatch(name):
                 hostnames.append(name)
             else:
                 problems.append(f"load balancer hostname {str(host)[:64]!r} is not valid")

@@ -59,7 +59,7 @@ def _types(values: list[str], problems: list[str]) -> frozenset[str]:
 
 def _service(value: str, problems: list[str]) -> ServiceKey | None:
     namespace, slash, name = value.partition("/")
-    if not slash or not _LABEL.match(namespace) or not _K8S_NAME.match(name):
+    if not slash or not _LABEL.fullmatch(namespace) or not _K8S_NAME.fullmatch(name):
         problems.append(f"service: must be <namespace>/<name>, got {value!r}")
         return None
     return ServiceKey(namespace, name)
@@ -79,7 +79,7 @@ def parse_event_query(
 
     types = _types(given.get("type", []), problems)
     cluster = _single("cluster", given.get("cluster", []), problems)
-    if cluster is not None and not _LABEL.match(cluster):
+    if cluster is not None and not _LABEL.fullmatch(cluster):
         problems.append(f"cluster: must be a cluster name (a DNS label), got {cluster!r}")
         cluster = None
     raw_service = _single("service", given.get("service", []), problems)
@@ -98,7 +98,7 @@ def parse_event_query(
     limit = DEFAULT_LIMIT
     raw_limit = _single("limit", given.get("limit", []), problems)
     if raw_limit is not None:
-        if raw_limit.isdigit() and 1 <= int(raw_limit) <= MAX_LIMIT:
+        if (raw_limit.isascii() and raw_limit.isdigit()) and 1 <= int(raw_limit) <= MAX_LIMIT:
             limit = int(raw_limit)
         else:
             problems.append(

@@ -33,7 +33,7 @@ class BoundedLabel:
             return value if value in self._allowed else self._other
         if value in self._seen:
             return value
-        if not _SAFE.match(value):
+        if not _SAFE.fullmatch(value):
             return self._other
         with self._lock:
             if len(self._seen) >= self._limit:

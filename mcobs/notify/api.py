@@ -51,7 +51,7 @@ def _page_param(request: web.Request, name: str, default: int, maximum: int) -> 
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) > maximum:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > maximum:
         raise web.HTTPBadRequest(reason=f"{name} must be an integer from 0 to {maximum}")
     return int(raw)
 

@@ -80,7 +80,7 @@ class Consumer:
     """mcobs's own URL, for Alertmanager `externalURL` and `generatorURL`."""
 
     def __post_init__(self) -> None:
-        problems = [] if NAME.match(self.name) else [f"name {self.name!r} is not a valid name"]
+        problems = [] if NAME.fullmatch(self.name) else [f"name {self.name!r} is not a valid name"]
         problems += [f"url: {p}" for p in check_url(self.url)]
         problems += [f"events: {p}" for p in check_event_patterns(self.events)]
         if not self.timeout > 0:

@@ -272,7 +272,10 @@ def parse_time(value: object) -> datetime | None:
         return None
     if moment.tzinfo is None:
         return None
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. year 1 with a positive offset
+        return None
 
 
 def event_from_json(raw: object) -> Event:
@@ -284,10 +287,10 @@ def event_from_json(raw: object) -> Event:
     if extra:
         problems.append(f"(top level): unknown keys {', '.join(map(str, extra))}")
     id_ = raw.get("id")
-    if not isinstance(id_, str) or not _ID.match(id_):
+    if not isinstance(id_, str) or not _ID.fullmatch(id_):
         problems.append(f"id: must look like evt_<26 base32 characters>, got {id_!r}")
     type_ = raw.get("type")
-    if not isinstance(type_, str) or not _TYPE.match(type_):
+    if not isinstance(type_, str) or not _TYPE.fullmatch(type_):
         problems.append(f"type: must be dotted lower-case words, got {type_!r}")
     occurred_at = parse_time(raw.get("timestamp"))
     if occurred_at is None:

@@ -28,12 +28,6 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-
 from mcobs.notify.records import Delivery, DeliveryDecodeError, decode_delivery, encode_delivery
 from mcobs.notify.store import (
     DEFAULT_MAX_DEAD_LETTERS,
@@ -41,6 +35,7 @@ from mcobs.notify.store import (
     DeadLetterPage,
     OutboxUnavailable,
 )
+from mcobs.redisconn import REDIS_ERRORS, AnyRedis, connect
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +147,7 @@ class RedisOutboxStore:
 
     def __init__(
         self,
-        client: Redis,
+        client: AnyRedis,
         *,
         prefix: str = "mcobs",
         max_dead_letters: int = DEFAULT_MAX_DEAD_LETTERS,
@@ -181,14 +176,11 @@ class RedisOutboxStore:
         timeout: float = 2.0,
         max_dead_letters: int = DEFAULT_MAX_DEAD_LETTERS,
     ) -> RedisOutboxStore:
-        """A store on its own client: `timeout` bounds connecting and each reply."""
-        client = Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            decode_responses=False,
-        )
+        """A store on its own client (`mcobs.redisconn.connect`: one server, a Cluster, Sentinel).
+
+        `timeout` bounds connecting and each reply.
+        """
+        client = connect(url, timeout=timeout)
         return cls(client, prefix=prefix, max_dead_letters=max_dead_letters, owns_client=True)
 
     async def _call(self, what: str, operation: Awaitable[_T]) -> _T:
@@ -198,7 +190,7 @@ class RedisOutboxStore:
             raise OutboxUnavailable("outbox store is closed")
         try:
             return await operation
-        except (RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             raise OutboxUnavailable(f"redis {what} failed: {error}") from error
 
     async def add(self, deliveries: Sequence[Delivery], now: float) -> int:

@@ -102,7 +102,7 @@ class WebhookSettings(_Frozen):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME.match(value):
+        if not NAME.fullmatch(value):
             raise ValueError("must be 1-63 of a-z, 0-9, '-' and '_', starting and ending alnum")
         return value
 

@@ -96,7 +96,7 @@ def verify(
     lower = {k.lower(): v for k, v in headers.items()}
     msg_id = lower.get("webhook-id", "")
     raw_timestamp = lower.get("webhook-timestamp", "")
-    if not msg_id or not raw_timestamp.isdigit():
+    if not msg_id or not (raw_timestamp.isascii() and raw_timestamp.isdigit()):
         return False
     timestamp = int(raw_timestamp)
     if abs(now - timestamp) > tolerance:

@@ -68,7 +68,10 @@ async def read_params(request: web.Request) -> list[tuple[str, str]]:
     """Form body parameters (POST) first, then URL query parameters."""
     pairs: list[tuple[str, str]] = []
     if request.method == "POST":
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (LookupError, UnicodeDecodeError, ValueError):
+            raise web.HTTPBadRequest(reason="the form body cannot be decoded") from None
         pairs.extend((k, v) for k, v in form.items() if isinstance(v, str))
     pairs.extend(request.query.items())
     return pairs
@@ -165,7 +168,7 @@ class _Handlers:
 
     async def label_values(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if name != "__name__" and not _LABEL_NAME.match(name):
+        if name != "__name__" and not _LABEL_NAME.fullmatch(name):
             return render(bad_data(f'invalid label name: "{name}"'))
         try:
             q = series_query(await read_params(request), need_match=False)

@@ -44,7 +44,7 @@ _SERVICE_NET = int(ipaddress.IPv4Address("10.96.0.0"))
 
 
 def _is_label(value: str, pattern: re.Pattern[str] = _DNS1123_LABEL) -> bool:
-    return len(value) <= 63 and pattern.match(value) is not None
+    return len(value) <= 63 and pattern.fullmatch(value) is not None
 
 
 def _is_hostname(value: str) -> bool:

@@ -307,7 +307,7 @@ async def _watch(
         start = store.resource_version
         backlog = [("ADDED", o) for o in store.items(resource, selection.namespace)]
     else:
-        if not since.isdigit():
+        if not (since.isascii() and since.isdigit()):
             return _status(
                 400,
                 "BadRequest",

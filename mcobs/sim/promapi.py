@@ -182,7 +182,7 @@ def prom_app(resolve: Resolve) -> web.Application:
     async def label_values(request: web.Request) -> web.Response:
         cluster = cluster_of(request)
         label = request.match_info["label"]
-        if label != "__name__" and not LABEL_NAME.match(label):
+        if label != "__name__" and not LABEL_NAME.fullmatch(label):
             return _error(400, "bad_data", f'invalid label name: "{label}"')
         samples = cluster.series.samples()
         if label == "__name__":

@@ -40,10 +40,10 @@ class Pin:
 
 def label_problems(name: str, labels: Mapping[str, str]) -> list[str]:
     problems = []
-    if not METRIC_NAME.match(name):
+    if not METRIC_NAME.fullmatch(name):
         problems.append(f"metric name {name!r} is not a valid Prometheus metric name")
     for label in labels:
-        if not LABEL_NAME.match(label) or label.startswith("__"):
+        if not LABEL_NAME.fullmatch(label) or label.startswith("__"):
             problems.append(f"label name {label!r} is not valid")
     return problems
 
