@@ -63,9 +63,10 @@ def _check_config(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, config: Path) -> None:
     from mcobs.catalog.redis import RedisCatalog
     from mcobs.decide.events import RedisEventLog, connect
-    from mcobs.decide.lease import RedisLease
+    from mcobs.decide.lease import RedisLease, default_holder
     from mcobs.hub import Hub
     from mcobs.notify.redis import RedisOutboxStore
+    from mcobs.shard.manager import ShardManager
     from mcobs.workers import start_workers, stop_workers
 
     token = api_token(settings, os.environ)
@@ -77,12 +78,27 @@ async def _serve(settings: Settings, config: Path) -> None:
     outbox = RedisOutboxStore.from_url(settings.redis.url, prefix=settings.redis.prefix)
     decide_client = connect(settings.redis.url)
     lease = RedisLease(decide_client, prefix=settings.redis.prefix, ttl=settings.decide.lease_ttl)
+    shard = None
+    if settings.shard.enabled:
+        shard = ShardManager(
+            decide_client,
+            settings.shard.replica_id or default_holder(),
+            [c.name for c in settings.clusters],
+            ttl=settings.shard.lease_ttl,
+            prefix=settings.redis.prefix,
+        )
     events = RedisEventLog(
         decide_client, prefix=settings.redis.prefix, maxlen=settings.decide.events_maxlen
     )
     try:
         async with Hub(
-            settings, store, token=token, outbox_store=outbox, lease=lease, events=events
+            settings,
+            store,
+            token=token,
+            outbox_store=outbox,
+            lease=lease,
+            events=events,
+            shard=shard,
         ) as hub:
             log.info(
                 "serving zone %s: DNS on %s:%d, HTTP on %s:%d",

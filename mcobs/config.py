@@ -26,6 +26,8 @@ from pydantic import (
 
 from mcobs.api.tls import tls_problems
 from mcobs.notify.settings import WebhookDefaults, WebhookSettings, duplicate_names
+from mcobs.redisconn import RedisUrlError
+from mcobs.redisconn import parse_url as parse_redis_url
 
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _HOST = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -182,15 +184,35 @@ class HttpSettings(_Frozen):
 
 
 class RedisSettings(_Frozen):
-    url: str = Field("redis://127.0.0.1:6379/0", description="redis:// or rediss:// URL")
+    url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="redis://, rediss://, unix://, redis+cluster://h:p[,h:p...] "
+        "or redis+sentinel://h:p[,h:p...]/service[/db]",
+    )
     prefix: str = Field("mcobs", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        try:
+            parse_redis_url(value)
+        except RedisUrlError as error:  # its problems never quote a password
+            raise ValueError("; ".join(error.problems)) from None
         return value
+
+
+class ShardSettings(_Frozen):
+    """Split collection between replicas (each cluster collected by one live replica)."""
+
+    enabled: bool = Field(False, description="collect only the clusters this replica leases")
+    lease_ttl: float = Field(
+        10.0, ge=1, le=300, description="a dead replica's clusters move after this"
+    )
+    replica_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+        description="unique per replica (default: <hostname>-<pid>-<random>)",
+    )
 
 
 class DecideSettings(_Frozen):
@@ -303,6 +325,7 @@ class Settings(_Frozen):
     grafana: GrafanaSettings | None = None
     redis: RedisSettings = RedisSettings()
     decide: DecideSettings = DecideSettings()
+    shard: ShardSettings = ShardSettings()
     collect: CollectSettings = CollectSettings()
     clusters: tuple[ClusterSettings, ...]
 

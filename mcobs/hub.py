@@ -48,7 +48,7 @@ from mcobs.geo import IPAddress, Locator, build_locator
 from mcobs.grafana.annotate import Annotator, grafana_annotator
 from mcobs.health import HealthPolicy, Hysteresis, SignalBounds
 from mcobs.metrics import install_metrics, metrics_route
-from mcobs.model import EMPTY_SNAPSHOT, CatalogSnapshot
+from mcobs.model import EMPTY_SNAPSHOT, CatalogSnapshot, ClusterReport
 from mcobs.notify.api import webhook_routes
 from mcobs.notify.memory import MemoryOutboxStore
 from mcobs.notify.outbox import Outbox
@@ -56,8 +56,11 @@ from mcobs.notify.settings import consumers
 from mcobs.notify.stats import DeliveryStats
 from mcobs.notify.store import OutboxStore
 from mcobs.query import Fanout, FanoutSettings, query_routes
+from mcobs.shard.manager import ShardManager
+from mcobs.shard.tasks import OwnedTasks
 from mcobs.status import status_routes
-from mcobs.zone import Nameserver
+from mcobs.waiting import wait_event
+from mcobs.zone import Nameserver, ZoneView
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +143,8 @@ class Planner:
         self.snapshot: CatalogSnapshot = EMPTY_SNAPSHOT
         self._serial = max(1, int(clock()) % 2**32)
         self._builder = ZoneBuilder(policy)
-        self.plan: ZonePlan = self._builder.build(EMPTY_SNAPSHOT, clock(), self._serial)
+        empty = self._builder.build(EMPTY_SNAPSHOT, clock(), self._serial).view
+        self.plan = ZonePlan(ZoneView.not_loaded(empty.origin, empty.soa, empty.nameservers))
         self.loaded = False
         self._replan = asyncio.Event()
 
@@ -166,6 +170,8 @@ class Planner:
         return replace(snapshot, reports=MappingProxyType({**missing, **snapshot.reports}))
 
     def replan(self) -> None:
+        if not self.loaded:
+            return  # keep answering SERVFAIL until the first snapshot
         now = self._clock()
         plan = self._builder.build(self.snapshot, now, self._serial)
         if plan.view == self.plan.view:
@@ -199,7 +205,7 @@ class Planner:
         while True:
             self._replan.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._replan.wait(), max(0.05, self._next_stale_in()))
+                await wait_event(self._replan, max(0.05, self._next_stale_in()))
             if not self._replan.is_set():
                 self.replan()
 
@@ -250,6 +256,7 @@ def build_collectors(
     clock: Callable[[], float],
     on_close: list[Callable[[], None]],
     recorder: SweepRecorder | None = None,
+    last_known: Callable[[str], ClusterReport | None] | None = None,
 ) -> list[ClusterCollector]:
     """One collector per configured cluster; cleanups for their clients go to `on_close`."""
     policy = health_policy(settings)
@@ -290,9 +297,25 @@ def build_collectors(
                 clock=clock,
                 checks=checks,
                 recorder=recorder,
+                last_known=last_known,
             )
         )
     return collectors
+
+
+class _Collecting:
+    """A collector and the clients only it uses, closed when it stops."""
+
+    def __init__(self, collector: ClusterCollector, closers: list[Callable[[], None]]) -> None:
+        self.collector = collector
+        self._closers = closers
+
+    async def run(self) -> None:
+        try:
+            await self.collector.run()
+        finally:
+            for close in self._closers:
+                close()
 
 
 class Hub:
@@ -314,8 +337,11 @@ class Hub:
         outbox_store: OutboxStore | None = None,
         lease: Lease | None = None,
         events: EventLog | None = None,
+        shard: ShardManager | None = None,
     ) -> None:
         self.settings = settings
+        self.shard = shard
+        self._owned: OwnedTasks[_Collecting] | None = None
         self._lease = lease
         self._events = events
         self.decider: Decider | None = None
@@ -334,7 +360,7 @@ class Hub:
         self._collect = collect
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
-        self.collectors: list[ClusterCollector] = []
+        self._all_collectors: list[ClusterCollector] = []
         self.dns: DnsServer | None = None
         self.http_port = 0
         self._stopped = asyncio.Event()
@@ -457,21 +483,56 @@ class Hub:
             stack.push_async_callback(session.close)
             executor = ThreadPoolExecutor(max_workers=PROMETHEUS_THREADS, thread_name_prefix="prom")
             stack.callback(executor.shutdown, wait=False, cancel_futures=True)
-            closers: list[Callable[[], None]] = []
-            self.collectors = build_collectors(
-                self.settings,
-                self.store,
-                session,
-                executor,
-                self.clock,
-                closers,
-                self.metrics.collectors,
-            )
-            for close in closers:
-                stack.callback(close)
-            for collector in self.collectors:
-                self._spawn(collector.run(), f"collector {collector.identity.name}")
+            if self.shard is None:
+                closers: list[Callable[[], None]] = []
+                self._all_collectors = build_collectors(
+                    self.settings,
+                    self.store,
+                    session,
+                    executor,
+                    self.clock,
+                    closers,
+                    self.metrics.collectors,
+                    self._last_known,
+                )
+                for close in closers:
+                    stack.callback(close)
+                for collector in self._all_collectors:
+                    self._spawn(collector.run(), f"collector {collector.identity.name}")
+            else:
+                clusters = {c.name: c for c in self.settings.clusters}
+
+                def start(name: str) -> _Collecting | None:
+                    # A fresh collector each time this replica gains the cluster.
+                    cluster = clusters.get(name)
+                    if cluster is None:
+                        return None
+                    one = self.settings.model_copy(update={"clusters": (cluster,)})
+                    closers: list[Callable[[], None]] = []
+                    built = build_collectors(
+                        one,
+                        self.store,
+                        session,
+                        executor,
+                        self.clock,
+                        closers,
+                        self.metrics.collectors,
+                        self._last_known,
+                    )
+                    return _Collecting(built[0], closers)
+
+                self._owned = OwnedTasks(start)
+                self.shard.on_change = self._owned.update
+                stack.push_async_callback(self._owned.stop)  # after the shard task ends
+                self._spawn(self.shard.run(), "shard")
         stack.push_async_callback(self._cancel_tasks)
+
+    @property
+    def collectors(self) -> list[ClusterCollector]:
+        """The collectors running in this replica (with sharding: the owned clusters')."""
+        if self._owned is not None:
+            return [c.collector for c in self._owned.running.values()]
+        return self._all_collectors
 
     def _tls(self) -> ssl.SSLContext | None:
         tls = self.settings.http.tls
@@ -481,6 +542,9 @@ class Hub:
             return server_context(tls.cert_file, tls.key_file)
         except TlsError as error:
             raise ConfigError("http.tls", error.problems) from None
+
+    def _last_known(self, cluster: str) -> ClusterReport | None:
+        return self.planner.snapshot.reports.get(cluster)
 
     def _dns_stats(self) -> StatsSnapshot | None:
         return self.dns.stats.snapshot() if self.dns is not None else None

@@ -78,6 +78,19 @@ class Soa:
     ttl: int = 300
 
 
+class EveryName(frozenset[str]):
+    """Contains every name: the `servfail` set of a view with no catalog loaded yet."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EveryName)
+
+    def __hash__(self) -> int:
+        return hash(EveryName)
+
+
 @dataclass(frozen=True, slots=True)
 class ZoneView:
     origin: str
@@ -93,6 +106,12 @@ class ZoneView:
     servfail: frozenset[str] = frozenset()
     """Names answered SERVFAIL: a service whose last-resort policy is `servfail` and
     no cluster can serve."""
+
+    @classmethod
+    def not_loaded(cls, origin: str, soa: Soa, nameservers: tuple[Nameserver, ...]) -> ZoneView:
+        """Before the first catalog snapshot: SERVFAIL for every name, never NXDOMAIN,
+        which resolvers would cache for names that exist."""
+        return cls(origin=origin, soa=soa, nameservers=nameservers, servfail=EveryName())
 
     def in_zone(self, name: str) -> bool:
         return name == self.origin or name.endswith("." + self.origin)

@@ -7,6 +7,7 @@ Key layout, with the default prefix `mcobs`:
     mcobs:{catalog}:expiry    zset     cluster name -> Unix deadline (only with `ttl`)
     mcobs:{catalog}:overrides hash     drain/<scope> or alert/<fingerprint> -> JSON
     mcobs:{catalog}:changes   channel  PUBLISHed with the new version after each change
+                                       (SPUBLISHed on a Redis Cluster: sharded pub/sub)
 
 Every key carries the hash tag `{catalog}`, so on Redis Cluster the whole
 catalog lives in one hash slot: `put` and `remove` stay single Lua scripts
@@ -18,10 +19,19 @@ key per cluster keeps the snapshot a single command over declared keys.
 Redis 7.0 has no per-field TTL, so the optional `ttl` is kept in the expiry
 zset: `snapshot` hides expired clusters and the next `put` deletes them.
 
-Any Redis or socket error becomes `CatalogUnavailable`; `from_url` sets short
-socket timeouts and at most one immediate reconnect, so that happens quickly. An entry
-that does not decode is skipped (and logged once per distinct problem), never
-served.
+On a Redis Cluster the channel shares the `{catalog}` tag too, so the same
+scripts announce each change with `SPUBLISH` on the slot's own shard, and
+`subscribe` reads it on a connection to the master that owns the slot
+(`mcobs.redisconn.Subscription`). When that master fails, the subscription
+breaks, is reopened on the promoted replica (re-reading the slot map), and
+yields `None` so readers reload everything; `CatalogWatcher`'s polling covers
+the gap in between. Through Sentinel the client reconnects to the new master.
+
+Any Redis or socket error becomes `CatalogUnavailable`; `from_url` (any URL
+`mcobs.redisconn.connect` takes: one server, `redis+cluster://`,
+`redis+sentinel://`) sets short socket timeouts and at most one immediate
+reconnect, so that happens quickly. An entry that does not decode is skipped
+(and logged once per distinct problem), never served.
 """
 
 from __future__ import annotations
@@ -34,12 +44,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
 from mcobs.catalog.codec import (
     CatalogDecodeError,
@@ -52,12 +57,14 @@ from mcobs.catalog.codec import (
 )
 from mcobs.catalog.store import CatalogUnavailable
 from mcobs.model import AlertMark, CatalogSnapshot, ClusterReport, Drain, Scope
+from mcobs.redisconn import REDIS_ERRORS, AnyRedis, Subscription, connect, publish_command
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-# KEYS: reports, version, expiry. ARGV: cluster, payload, now, deadline ("" = none), channel.
+# KEYS: reports, version, expiry.
+# ARGV: cluster, payload, now, deadline ("" = none), channel, PUBLISH or SPUBLISH.
 _PUT: Final = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[4] == '' then
@@ -71,23 +78,23 @@ for _, cluster in ipairs(expired) do
   redis.call('ZREM', KEYS[3], cluster)
 end
 local version = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[5], version)
+redis.call(ARGV[6], ARGV[5], version)
 return version
 """
 
-# KEYS: reports, version, expiry. ARGV: cluster, channel.
+# KEYS: reports, version, expiry. ARGV: cluster, channel, PUBLISH or SPUBLISH.
 _REMOVE: Final = """
 redis.call('ZREM', KEYS[3], ARGV[1])
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then
   return 0
 end
 local version = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[2], version)
+redis.call(ARGV[3], ARGV[2], version)
 return version
 """
 
 
-# KEYS: overrides, version. ARGV: field, payload ("" = delete), channel.
+# KEYS: overrides, version. ARGV: field, payload ("" = delete), channel, PUBLISH or SPUBLISH.
 _OVERRIDE: Final = """
 if ARGV[2] == '' then
   if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then
@@ -97,7 +104,7 @@ else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 end
 local version = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[3], version)
+redis.call(ARGV[4], ARGV[3], version)
 return version
 """
 _DRAIN = "drain/"
@@ -141,15 +148,12 @@ def _version(value: object) -> int | None:
     return value if isinstance(value, int) else None
 
 
-async def _close(pubsub: PubSub) -> None:
-    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-
-
 class RedisCatalog:
     """A `CatalogStore` in Redis.
 
-    `client` is used as given (closed by `close()` only when `owns_client`);
-    prefer `from_url`, which sets timeouts fit for failing fast. `ttl`: forget a
+    `client` (one server, a Sentinel master or a `RedisCluster`) is used as
+    given (closed by `close()` only when `owns_client`); prefer `from_url`,
+    which sets timeouts fit for failing fast. `ttl`: forget a
     cluster `ttl` seconds after its last `put` (None: never), judged by `clock`.
     `keepalive`: a silent subscription is PINGed after this many seconds and
     reconnected when the PING goes unanswered as long.
@@ -157,7 +161,7 @@ class RedisCatalog:
 
     def __init__(
         self,
-        client: Redis,
+        client: AnyRedis,
         *,
         prefix: str = "mcobs",
         ttl: float | None = None,
@@ -171,6 +175,7 @@ class RedisCatalog:
             raise ValueError(f"ttl must be positive, got {ttl}")
         self.keys = CatalogKeys.for_prefix(prefix)
         self._client = client
+        self._publish = publish_command(client)
         self._owns_client = owns_client
         self._ttl = ttl
         self._clock = clock
@@ -197,18 +202,13 @@ class RedisCatalog:
         keepalive: float = 10.0,
         resubscribe_max: float = 5.0,
     ) -> RedisCatalog:
-        """A catalog on its own client: `timeout` bounds connecting and each reply."""
-        client = Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            # One immediate retry on a fresh connection: a pooled connection may
-            # have died with a restarted Redis. No retry on timeouts: fail fast.
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            decode_responses=False,
-        )
+        """A catalog on its own client (`mcobs.redisconn.connect`).
+
+        `timeout` bounds connecting and each reply. Raises
+        `mcobs.redisconn.RedisUrlError` for a URL it cannot use.
+        """
         return cls(
-            client,
+            connect(url, timeout=timeout),
             prefix=prefix,
             ttl=ttl,
             clock=clock,
@@ -229,7 +229,7 @@ class RedisCatalog:
             raise CatalogUnavailable("catalog is closed")
         try:
             return await operation
-        except (RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             raise CatalogUnavailable(f"redis {what} failed: {error}") from error
 
     async def put(self, report: ClusterReport) -> None:
@@ -241,7 +241,7 @@ class RedisCatalog:
             "put",
             self._put(
                 keys=[keys.reports, keys.version, keys.expiry],
-                args=[report.cluster, payload, repr(now), deadline, keys.channel],
+                args=[report.cluster, payload, repr(now), deadline, keys.channel, self._publish],
             ),
         )
 
@@ -250,7 +250,8 @@ class RedisCatalog:
         await self._call(
             "remove",
             self._remove(
-                keys=[keys.reports, keys.version, keys.expiry], args=[cluster, keys.channel]
+                keys=[keys.reports, keys.version, keys.expiry],
+                args=[cluster, keys.channel, self._publish],
             ),
         )
 
@@ -259,7 +260,8 @@ class RedisCatalog:
         version = await self._call(
             "override",
             self._override(
-                keys=[keys.overrides, keys.version], args=[field, payload, keys.channel]
+                keys=[keys.overrides, keys.version],
+                args=[field, payload, keys.channel, self._publish],
             ),
         )
         return bool(version)
@@ -358,35 +360,40 @@ class RedisCatalog:
     async def subscribe(self) -> AsyncGenerator[int | None, None]:
         closing = self._closing_future()
         delay = self._resubscribe_min
+        failed = False
         while not self._closed:
-            pubsub = self._client.pubsub()
+            subscription = Subscription(self._client, self.keys.channel)
             try:
-                await pubsub.subscribe(self.keys.channel)
+                # After a failure, re-read a cluster's slot map: the channel's slot
+                # may have a new master (a promoted replica).
+                await subscription.start(refresh=failed)
                 pinged = False
                 while not self._closed:
-                    message = await self._receive(pubsub, closing)
+                    message = await self._receive(subscription, closing)
                     if message is None:
                         if self._closed:
                             return
                         if pinged:
                             raise RedisConnectionError("subscription did not answer PING")
-                        await pubsub.ping()
+                        await subscription.ping()
                         pinged = True
                         continue
                     pinged = False
                     if message["type"] == "subscribe":
                         # The first subscription, or redis-py resubscribed after a reconnect.
                         delay = self._resubscribe_min
+                        failed = False
                         yield None
                     elif message["type"] == "message":
                         version = _version(message["data"])
                         if version is not None:
                             yield version
-            except (RedisError, OSError) as error:
+            except REDIS_ERRORS as error:
+                failed = True
                 if not self._closed:
                     log.warning("catalog subscription lost, retrying in %.1fs: %s", delay, error)
             finally:
-                await _close(pubsub)
+                await subscription.aclose()
             await asyncio.wait([closing], timeout=delay)
             delay = min(delay * 2, self._resubscribe_max)
 
@@ -398,16 +405,17 @@ class RedisCatalog:
         return self._closing
 
     async def _receive(
-        self, pubsub: PubSub, closing: asyncio.Future[None]
+        self, subscription: Subscription, closing: asyncio.Future[None]
     ) -> dict[str, Any] | None:
         """The next message; None after `keepalive` seconds of silence or on close.
 
         The read runs in a task that `close()` interrupts by cancelling it; closing
         the connection under a pending read instead would make redis-py reconnect.
         """
-        read = asyncio.ensure_future(pubsub.get_message(timeout=self._keepalive))
+        read = asyncio.ensure_future(subscription.get_message(self._keepalive))
+        waiting: list[asyncio.Future[Any]] = [read, closing]
         try:
-            await asyncio.wait([read, closing], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not read.done():
                 read.cancel()

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Protocol
 
 from mcobs.model import EMPTY_SNAPSHOT, AlertMark, CatalogSnapshot, ClusterReport, Drain, Scope
+from mcobs.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class CatalogWatcher:
         while True:
             timeout = self._poll_interval if self._last_error is None else delay
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                await wait_event(self._wake, timeout)
             self._wake.clear()
             try:
                 snapshot = await self._store.snapshot()

@@ -46,6 +46,7 @@ from mcobs.model import (
     ServiceKey,
     Signal,
 )
+from mcobs.waiting import stop_if_cancelled, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +114,11 @@ class ClusterCollector:
         clock: Callable[[], float] = time.time,
         checks: ServiceChecks = ServiceChecks(),
         recorder: SweepRecorder | None = None,
+        last_known: Callable[[str], ClusterReport | None] | None = None,
     ) -> None:
         self.identity = identity
         self._recorder: SweepRecorder = recorder or _NoRecorder()
+        self._last_known = last_known
         self._checks = checks
         self._service_trackers: dict[ServiceKey, Tracker] = {}
         self._connect = connect
@@ -307,13 +310,19 @@ class ClusterCollector:
                 trackers[service.key] = track(previous, raw, now, self._policy.hysteresis)
         self._service_trackers = trackers
 
+    def _exported(self) -> tuple[ClusterService, ...]:
+        """This cluster's exported services; until both lists have succeeded once, the
+        ones the catalog already holds (a restarted hub that cannot reach a cluster must
+        not erase what every replica knows of it)."""
+        services, slices = self._services, self._slices
+        if not (services and services.listed_once and slices and slices.listed_once):
+            known = self._last_known(self.identity.name) if self._last_known else None
+            return known.services if known is not None else ()
+        return cluster_services(self.identity.name, services.items.values(), slices.items.values())
+
     def compose(self) -> ClusterReport:
         services, slices = self._services, self._slices
-        exported = cluster_services(
-            self.identity.name,
-            services.items.values() if services else (),
-            slices.items.values() if slices else (),
-        )
+        exported = self._exported()
         trackers = self._service_trackers
         return ClusterReport(
             cluster=self.identity.name,
@@ -375,17 +384,19 @@ class ClusterCollector:
 
     async def _sweep_loop(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connect_tried.wait(), self._interval)
+            await wait_event(self._connect_tried, self._interval)
         while True:
+            stop_if_cancelled()
             await self.sweep()
             delay = RETRY_AFTER_FAILURE if self._unsettled() else self._interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sweep_now.wait(), min(delay, self._interval))
+                await wait_event(self._sweep_now, min(delay, self._interval))
             self._sweep_now.clear()
             await asyncio.sleep(MIN_SWEEP_GAP)
 
     async def _publish_loop(self) -> None:
         while True:
+            stop_if_cancelled()
             await self._dirty.wait()
             await asyncio.sleep(COALESCE_SECONDS)
             self._dirty.clear()

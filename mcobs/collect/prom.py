@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -50,13 +51,40 @@ def _first_value(result: Any) -> float | None:
     return float(result[1]) if len(result) == 2 else None
 
 
+class DeadlineSession(requests.Session):
+    """A requests session whose every request finishes within `total` seconds.
+
+    requests' own timeout bounds each socket read, so a server that trickles
+    its answer a byte at a time would hold a worker thread forever.
+    """
+
+    def __init__(self, total: float) -> None:
+        super().__init__()
+        self.total = total
+
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + self.total
+        kwargs["stream"] = True
+        response = super().request(method, url, *args, **kwargs)
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(65536):
+                body += chunk
+                if time.monotonic() > deadline:
+                    raise requests.Timeout(f"no complete answer within {self.total:g}s (timed out)")
+        finally:
+            response.close()
+        response._content = bytes(body)
+        return response
+
+
 class PrometheusSignals:
     def __init__(
         self, url: str, queries: Sequence[SignalQuery], timeout: float, executor: Executor
     ) -> None:
         # No client-side retries: a sweep that fails is retried by the next sweep, and
         # retrying inside one sweep would only delay noticing a dead Prometheus.
-        self._session = requests.Session()
+        self._session = DeadlineSession(timeout)
         self._client = PrometheusConnect(
             url=url.rstrip("/"), session=self._session, retry=Retry(total=0), timeout=timeout
         )

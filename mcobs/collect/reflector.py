@@ -16,6 +16,7 @@ import aiohttp
 
 from mcobs.collect.convert import ObjectError, object_id
 from mcobs.collect.kubeapi import Expired, KubeApi, KubeError, describe
+from mcobs.waiting import stop_if_cancelled
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class Reflector(Generic[T]):
         self._sleep = sleep
         self.items: dict[tuple[str, str], T] = {}
         self.synced = False
+        self.listed_once = False
+        """A list has succeeded since start: `items` is this cluster's, not just empty."""
         self.rejected = 0
         """Objects dropped because they could not be converted."""
 
@@ -70,6 +73,7 @@ class Reflector(Generic[T]):
                 items[converted[0]] = converted[1]
         self.items = items
         self.synced = True
+        self.listed_once = True
         self._on_change()
         return str((body.get("metadata") or {}).get("resourceVersion") or "0")
 
@@ -97,10 +101,12 @@ class Reflector(Generic[T]):
     async def run(self) -> None:
         backoff = BACKOFF_START
         while True:
+            stop_if_cancelled()
             try:
                 version = await self._list()
                 backoff = BACKOFF_START
                 while True:
+                    stop_if_cancelled()
                     async for event in self._api.watch(self._path, version, WATCH_SECONDS):
                         version = self._apply(event) or version
             except Expired:

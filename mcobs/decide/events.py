@@ -37,16 +37,13 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final, Protocol, TypeVar
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-
 from mcobs.decide.keys import DecideKeys
 from mcobs.decide.lease import Fence, LeaseBoard
 from mcobs.model import ServiceKey
 from mcobs.notify.event import Event, EventError, decode_event, encode_event
+from mcobs.redisconn import REDIS_ERRORS, AnyRedis
+from mcobs.redisconn import connect as redis_connect
+from mcobs.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +197,7 @@ class EventLog(Protocol):
 
 
 def parse_stream_id(value: str) -> tuple[int, int] | None:
-    if not STREAM_ID.match(value):
+    if not STREAM_ID.fullmatch(value):
         return None
     ms, seq = value.split("-")
     return int(ms), int(seq)
@@ -208,7 +205,7 @@ def parse_stream_id(value: str) -> tuple[int, int] | None:
 
 def event_id_ms(event_id: str) -> int | None:
     """The millisecond timestamp inside an `evt_` ULID, or None when it is not one."""
-    if not EVENT_ID.match(event_id):
+    if not EVENT_ID.fullmatch(event_id):
         return None
     value = 0
     for char in event_id[4:]:
@@ -337,18 +334,14 @@ def _facts_args(facts: Mapping[str, str | None]) -> list[str]:
     return [str(len(sets)), *(x for kv in sets for x in kv), str(len(dels)), *dels]
 
 
-def connect(url: str, *, timeout: float = 2.0) -> Redis:
+def connect(url: str, *, timeout: float = 2.0) -> AnyRedis:
     """A client fit for the lease and the log: fails fast, one immediate reconnect.
 
-    `timeout` bounds connecting and each reply; it must exceed a follower's `idle`.
+    Any URL `mcobs.redisconn.connect` takes (one server, `redis+cluster://`,
+    `redis+sentinel://`). `timeout` bounds connecting and each reply; it must
+    exceed a follower's `idle`.
     """
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        decode_responses=False,
-    )
+    return redis_connect(url, timeout=timeout)
 
 
 class RedisEventLog(_Scanner):
@@ -356,7 +349,7 @@ class RedisEventLog(_Scanner):
 
     def __init__(
         self,
-        client: Redis,
+        client: AnyRedis,
         *,
         prefix: str = "mcobs",
         maxlen: int = DEFAULT_MAXLEN,
@@ -382,7 +375,7 @@ class RedisEventLog(_Scanner):
             raise EventLogUnavailable("event log is closed")
         try:
             return await operation
-        except (RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             raise EventLogUnavailable(f"redis {what} failed: {error}") from error
 
     async def append(
@@ -401,7 +394,9 @@ class RedisEventLog(_Scanner):
         if int(reply[0]) != 1:
             holder = _text(reply[1]) or None
             token = _text(reply[2])
-            raise StaleLeader(fence, holder, int(token) if token.isdigit() else None)
+            raise StaleLeader(
+                fence, holder, int(token) if (token.isascii() and token.isdigit()) else None
+            )
         ids = [_text(i) for i in reply[1:]]
         return tuple(LoggedEvent(i, e) for i, e in zip(ids, events, strict=True))
 
@@ -561,7 +556,7 @@ class MemoryEventLog(_Scanner):
             fresh = [entries[i] for i in range(first, min(len(entries), first + FOLLOW_COUNT))]
             if not fresh:
                 try:
-                    await asyncio.wait_for(wake.wait(), idle)
+                    await wait_event(wake, idle)
                 except TimeoutError:
                     yield None
                 continue

@@ -32,10 +32,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from mcobs.decide.keys import DecideKeys
+from mcobs.redisconn import REDIS_ERRORS, AnyRedis
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +188,14 @@ def _integer(value: object) -> int | None:
 
 
 class RedisLease:
-    """The lease in Redis (see the module docstring); `client` is not closed here."""
+    """The lease in Redis (see the module docstring); `client` is not closed here.
+
+    `client`: one server, a Sentinel master or a `RedisCluster` (`mcobs.redisconn.connect`).
+    """
 
     def __init__(
         self,
-        client: Redis,
+        client: AnyRedis,
         *,
         prefix: str = "mcobs",
         holder: str | None = None,
@@ -246,7 +247,7 @@ class RedisLease:
                 keys=[self.keys.lease, self.keys.token],
                 args=[claims.holder, max(1, round(claims.ttl * 1000)), repr(self._wall_clock())],
             )
-        except (RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             if self._outage is None:
                 log.warning("lease: redis unavailable, not leading until it answers: %s", error)
             self._outage = str(error)
@@ -269,11 +270,11 @@ class RedisLease:
         try:
             await self._release(keys=[self.keys.lease], args=[self.holder, token])
             log.info("%s released the lease (token %d)", self.holder, token)
-        except (RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             log.warning("lease: could not release (it expires by itself): %s", error)
 
     async def current(self) -> LeaseInfo | None:
-        """Raises `redis.exceptions.RedisError` or `OSError` when Redis cannot be read."""
+        """Raises one of `mcobs.redisconn.REDIS_ERRORS` when Redis cannot be read."""
         raw = await self._client.hgetall(self.keys.lease)
         fields = {
             (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)

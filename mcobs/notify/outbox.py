@@ -39,6 +39,7 @@ from mcobs.notify.sender import Sender
 from mcobs.notify.signing import webhook_headers
 from mcobs.notify.stats import DeliveryStats
 from mcobs.notify.store import Claim, DeadLetterPage, OutboxStore, OutboxUnavailable
+from mcobs.waiting import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ class Outbox:
                     delay = min(delay, max(0.0, next_at - self._clock()))
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), delay)
+                    await wait_event(wake, delay)
 
     async def _housekeeping(self) -> None:
         """Flush held events and refresh the gauges, every poll interval."""

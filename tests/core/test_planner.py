@@ -85,3 +85,17 @@ def test_carrying_a_cluster_over_keeps_the_drains_and_alerts() -> None:
     assert "eu-west" in planner.snapshot.drains
     records = planner.plan.view.lookup(WEB)
     assert records is not None and records.a == ("198.51.100.1",)
+
+
+def test_before_the_first_snapshot_every_name_fails_rather_than_not_existing() -> None:
+    from mcobs.model import EMPTY_SNAPSHOT
+
+    planner = Planner(POLICY, Clock(1005.0))
+    assert (
+        WEB in planner.plan.view.servfail
+        and "anything." + POLICY.origin in planner.plan.view.servfail
+    )
+    planner.replan()  # the staleness timer must not end it early
+    assert WEB in planner.plan.view.servfail
+    planner.on_snapshot(EMPTY_SNAPSHOT)  # an empty catalog is an answer: NXDOMAIN from here
+    assert WEB not in planner.plan.view.servfail and planner.plan.view.lookup(WEB) is None
