@@ -27,7 +27,6 @@ TOKEN = "s3cr3t-api-token-for-the-security-suite"
 START_TIMEOUT = 30.0
 
 
-
 class LiveHub:
     def __init__(
         self,
