@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from string import Template
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
@@ -49,6 +49,7 @@ from mcobs.model import (
 from mcobs.waiting import stop_if_cancelled, wait_event
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COALESCE_SECONDS = 0.05
 RETRY_AFTER_FAILURE = 1.0
@@ -174,34 +175,26 @@ class ClusterCollector:
         self._recorder.error(self.identity.name, "watch")
         self._sweep_now.set()
 
+    def _reflector(
+        self, api: KubeApi, path: str, convert: Callable[[Mapping[str, Any]], T], kind: str
+    ) -> Reflector[T]:
+        return Reflector(
+            api=api,
+            path=path,
+            convert=convert,
+            on_change=self._changed,
+            on_error=self._watch_failed,
+            label=f"{self.identity.name} {kind}",
+        )
+
     def _reflectors(
         self, api: KubeApi
     ) -> list[Reflector[SlimService] | Reflector[SlimSlice] | Reflector[bool]]:
-        name = self.identity.name
-        self._services = Reflector(
-            api=api,
-            path="/api/v1/services",
-            convert=to_service,
-            on_change=self._changed,
-            on_error=self._watch_failed,
-            label=f"{name} services",
+        self._services = self._reflector(api, "/api/v1/services", to_service, "services")
+        self._slices = self._reflector(
+            api, "/apis/discovery.k8s.io/v1/endpointslices", to_slice, "endpointslices"
         )
-        self._slices = Reflector(
-            api=api,
-            path="/apis/discovery.k8s.io/v1/endpointslices",
-            convert=to_slice,
-            on_change=self._changed,
-            on_error=self._watch_failed,
-            label=f"{name} endpointslices",
-        )
-        self._nodes = Reflector(
-            api=api,
-            path="/api/v1/nodes",
-            convert=node_ready,
-            on_change=self._changed,
-            on_error=self._watch_failed,
-            label=f"{name} nodes",
-        )
+        self._nodes = self._reflector(api, "/api/v1/nodes", node_ready, "nodes")
         return [self._services, self._slices, self._nodes]
 
     # -- sweeps --------------------------------------------------------------

@@ -17,6 +17,41 @@ from tests.redis_server import RedisServer, free_port
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "mcobs.example.yaml"
 
 
+async def start_serve(
+    fleet: SimFleet, workdir: Path, redis_url: str, prefix: str, dns_port: int, workers: int = 1
+) -> asyncio.subprocess.Process:
+    """`mcobs serve` over the simulated fleet, with its log on stderr (a pipe)."""
+    kubeconfig = fleet.write_kubeconfig(workdir / "kubeconfig")
+    config = {
+        "zone": "global.example.com",
+        "dns": {"host": "127.0.0.1", "port": dns_port, "workers": workers},
+        "http": {"host": "127.0.0.1", "port": free_port()},
+        "redis": {"url": redis_url, "prefix": prefix},
+        "clusters": [
+            {
+                "name": c.name,
+                "region": c.region,
+                "kubeconfig": str(kubeconfig),
+                "context": c.name,
+                "prometheus_url": c.prometheus_url,
+            }
+            for c in fleet.clusters
+        ],
+    }
+    path = workdir / "mcobs.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mcobs",
+        "serve",
+        "--config",
+        str(path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
 def test_the_example_config_is_valid() -> None:
     assert main(["check-config", str(EXAMPLE)]) == 0
 
@@ -25,36 +60,8 @@ async def test_serve_answers_from_real_clusters_through_redis(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     async with SimFleet.default(clusters=3) as fleet:
-        kubeconfig = fleet.write_kubeconfig(tmp_path / "kubeconfig")
         dns_port = free_port()
-        config = {
-            "zone": "global.example.com",
-            "dns": {"host": "127.0.0.1", "port": dns_port},
-            "http": {"host": "127.0.0.1", "port": free_port()},
-            "redis": {"url": redis_server.url, "prefix": "serve-test"},
-            "clusters": [
-                {
-                    "name": c.name,
-                    "region": c.region,
-                    "kubeconfig": str(kubeconfig),
-                    "context": c.name,
-                    "prometheus_url": c.prometheus_url,
-                }
-                for c in fleet.clusters
-            ],
-        }
-        path = tmp_path / "mcobs.yaml"
-        path.write_text(yaml.safe_dump(config))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "mcobs",
-            "serve",
-            "--config",
-            str(path),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        process = await start_serve(fleet, tmp_path, redis_server.url, "serve-test", dns_port)
         try:
             for _ in range(200):
                 answer = await asyncio.to_thread(dig, dns_port, NAME, "A")
@@ -106,35 +113,9 @@ async def test_serve_with_two_dns_workers_follows_changes_in_both(
         return seen
 
     async with SimFleet.default(clusters=3) as fleet:
-        kubeconfig = fleet.write_kubeconfig(tmp_path / "kubeconfig")
         dns_port = free_port()
-        config = {
-            "zone": "global.example.com",
-            "dns": {"host": "127.0.0.1", "port": dns_port, "workers": 2},
-            "http": {"host": "127.0.0.1", "port": free_port()},
-            "redis": {"url": redis_server.url, "prefix": "serve-workers"},
-            "clusters": [
-                {
-                    "name": c.name,
-                    "region": c.region,
-                    "kubeconfig": str(kubeconfig),
-                    "context": c.name,
-                    "prometheus_url": c.prometheus_url,
-                }
-                for c in fleet.clusters
-            ],
-        }
-        path = tmp_path / "mcobs.yaml"
-        path.write_text(yaml.safe_dump(config))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "mcobs",
-            "serve",
-            "--config",
-            str(path),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        process = await start_serve(
+            fleet, tmp_path, redis_server.url, "serve-workers", dns_port, workers=2
         )
         everyone = frozenset({"192.0.2.1", "198.51.100.1", "203.0.113.1"})
         try:
