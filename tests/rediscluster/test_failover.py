@@ -88,8 +88,9 @@ async def _watch_through(failover: Callable[[], tuple[int, int]], url: str) -> N
             await wait_until(lambda: set(watcher.current.reports) == {"before", "still-before"})
             old, new = await asyncio.to_thread(failover)
             assert old != new
-            assert await _put_until_it_works(writer, "after", within=5) < 5
-            await wait_until(lambda: "after" in watcher.current.reports, within=5)
+            # Bounds for a loaded 2-core machine; a failover itself takes about 4 s here.
+            assert await _put_until_it_works(writer, "after", within=15) < 15
+            await wait_until(lambda: "after" in watcher.current.reports, within=15)
             assert set(watcher.current.reports) == {"before", "still-before", "after"}
             # Notifications are live again: the next change arrives at once.
             await writer.put(report("later"))
