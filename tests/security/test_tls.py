@@ -26,7 +26,7 @@ from mcobs.api.openapi import openapi_routes
 from mcobs.api.tls import TlsError, server_context, tls_problems
 from mcobs.catalog.memory import MemoryCatalog
 from mcobs.cli import demo_settings
-from mcobs.config import ConfigError, HttpSettings, parse_settings
+from mcobs.config import ConfigError, parse_settings
 from mcobs.hub import Hub, HubState, Planner
 from mcobs.sim.fleet import SimFleet
 from mcobs.sim.tlscert import SelfSigned, self_signed
@@ -203,11 +203,7 @@ def test_a_key_others_can_read_is_warned_about(pem: Pem, caplog: pytest.LogCaptu
 
 # -- once wired: `http.tls` in the config, HTTPS from the hub ------------------------------
 
-WIRED = "tls" in HttpSettings.model_fields
-needs_wiring = pytest.mark.skipif(not WIRED, reason="http.tls is not in the config yet")
 
-
-@needs_wiring
 def test_check_config_names_every_tls_problem_with_its_path(tmp_path: Path) -> None:
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
     data = {
@@ -222,7 +218,6 @@ def test_check_config_names_every_tls_problem_with_its_path(tmp_path: Path) -> N
     )
 
 
-@needs_wiring
 async def test_the_hub_serves_https_only_when_tls_is_configured(tmp_path: Path, pem: Pem) -> None:
     async with SimFleet.default(clusters=1) as fleet:
         plain = demo_settings(fleet, fleet.write_kubeconfig(tmp_path / "kubeconfig"), 0, 0)
