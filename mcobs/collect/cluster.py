@@ -254,7 +254,7 @@ class ClusterCollector:
                 after.score,
                 ": " + "; ".join(after.reasons) if after.reasons else "",
             )
-        return await self._publish()
+        return await self._publish(unless_unchanged=True)
 
     async def _service_health(self, service: ClusterService) -> Health | None:
         """A service's raw health from its probe and signals; None when nothing checks it."""
@@ -334,8 +334,25 @@ class ClusterCollector:
             services_synced=bool(services and services.synced and slices and slices.synced),
         )
 
-    async def _publish(self) -> ClusterReport:
+    @staticmethod
+    def _content(report: ClusterReport) -> ClusterReport:
+        """A report without what changes every sweep (time, API latency)."""
+        return replace(report, observed_at=0.0, probe=replace(report.probe, latency_s=None))
+
+    async def _publish(self, *, unless_unchanged: bool = False) -> ClusterReport:
+        """Write the current report. A sweep that changed nothing writes only every
+        `stale_after / 3` seconds (a heartbeat), so a quiet fleet costs few writes and
+        every replica few reloads."""
         report = self.compose()
+        previous = self.last_report
+        if (
+            unless_unchanged
+            and previous is not None
+            and not self._catalog_failing
+            and report.observed_at - previous.observed_at < self._policy.stale_after / 3
+            and self._content(report) == self._content(previous)
+        ):
+            return previous
         try:
             await self._store.put(report)
         except CatalogUnavailable as error:

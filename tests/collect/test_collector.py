@@ -233,3 +233,43 @@ async def test_watch_from_an_expired_version_raises_expired_and_reflector_relist
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_quiet_cluster_is_written_as_a_heartbeat_not_every_sweep(
+    fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    api = await kube_api(fleet, tmp_path, session)
+
+    class CountingCatalog(MemoryCatalog):
+        puts = 0
+
+        async def put(self, report: Any) -> None:
+            CountingCatalog.puts += 1
+            await super().put(report)
+
+    async def connect() -> KubeApi:
+        return api
+
+    store = CountingCatalog()
+    collector = ClusterCollector(
+        identity=ClusterIdentity("eu-west", "europe-west"),
+        connect=connect,
+        signals=None,
+        store=store,
+        policy=HealthPolicy(stale_after=3.0),  # a heartbeat every second
+        interval=0.1,
+    )
+    task = asyncio.create_task(collector.run())
+    try:
+        await until(
+            lambda: collector.last_report is not None and len(collector.last_report.services) == 2
+        )
+        await asyncio.sleep(0.5)
+        before = CountingCatalog.puts
+        await asyncio.sleep(2.2)  # about 6 sweeps, nothing changes
+        assert 1 <= CountingCatalog.puts - before <= 3
+        fleet.set_ready("eu-west", "default", "web", 1)  # a change is written at once
+        await until(lambda: _ready(store_report(collector), "web") == 1, 2.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
