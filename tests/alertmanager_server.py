@@ -9,9 +9,9 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO
 
+from tests.processes import Managed, stop_process
 from tests.redis_server import free_port
 
 BINARY = "/usr/bin/prometheus-alertmanager"
@@ -34,7 +34,7 @@ receivers:
 """
 
 
-class Alertmanager:
+class Alertmanager(Managed):
     """Sends every alert to `webhook_url` at once (group_wait 0s), with a bearer token."""
 
     def __init__(self, webhook_url: str, token: str) -> None:
@@ -94,26 +94,9 @@ class Alertmanager:
 
     def stop(self) -> None:
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process, 10)
             self._process = None
         if self._log is not None:
             self._log.close()
             self._log = None
         shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> Alertmanager:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -32,10 +32,10 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 from mcobs.sim import SimFleet
+from tests.processes import Managed, stop_process
 from tests.redis_server import free_port
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -48,7 +48,7 @@ def _get_json(url: str, timeout: float = 1.0) -> Any:
         return json.loads(response.read())
 
 
-class PrometheusServer:
+class PrometheusServer(Managed):
     """One prometheus process scraping `targets` (`host:port`) every `scrape_interval`."""
 
     def __init__(
@@ -155,27 +155,10 @@ class PrometheusServer:
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout)
+            stop_process(process, timeout)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-
-    def __enter__(self) -> PrometheusServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class SimFleetThread:

@@ -25,13 +25,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from redis import Redis
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 
+from tests.processes import Managed, stop_process
 from tests.redis_server import REDIS_SERVER, _answers_ping, free_port
 
 REDIS_CLI = "/usr/bin/redis-cli"
@@ -111,12 +111,7 @@ class _Process:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        stop_process(process, timeout)
 
 
 def _common(port: int, workdir: Path) -> list[str]:
@@ -133,7 +128,7 @@ def _common(port: int, workdir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-class RedisClusterServers:
+class RedisClusterServers(Managed):
     """A Redis Cluster of `masters` masters with `replicas` replicas each, on loopback."""
 
     def __init__(self, *, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 2000) -> None:
@@ -292,20 +287,8 @@ class RedisClusterServers:
             self._workdir.cleanup()
             self._workdir = None
 
-    def __enter__(self) -> RedisClusterServers:
-        self.start()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class RedisSentinelServers:
+class RedisSentinelServers(Managed):
     """One master, `replicas` replicas and `sentinels` sentinels (quorum 2) on loopback."""
 
     def __init__(
@@ -457,18 +440,6 @@ class RedisSentinelServers:
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
-
-    def __enter__(self) -> RedisSentinelServers:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @contextlib.contextmanager

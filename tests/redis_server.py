@@ -15,7 +15,8 @@ import shutil
 import socket
 import subprocess
 import time
-from types import TracebackType
+
+from tests.processes import Managed, stop_process
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
@@ -36,7 +37,7 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
-class RedisServer:
+class RedisServer(Managed):
     """One redis-server process; `start()` again after `stop()` reuses the port."""
 
     def __init__(self, port: int | None = None, *, binary: str = REDIS_SERVER) -> None:
@@ -83,21 +84,4 @@ class RedisServer:
         process, self._process = self._process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
-
-    def __enter__(self) -> RedisServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        stop_process(process, timeout)

@@ -29,12 +29,13 @@ Doc = dict[str, Any]
 
 
 def tool(name: str, *fallbacks: str) -> str:
-    """The path of a command-line tool, or skip the test that needs it (saying how to get it)."""
+    """The path of a command-line tool; a missing one fails the test (`make test` installs
+    every one of them, so a skip would only hide an install step that broke)."""
     for candidate in (name, *fallbacks):
         found = shutil.which(candidate)
         if found:
             return found
-    pytest.skip(f"{name} is not installed")
+    pytest.fail(f"{name} is not installed: run `make system-deps` or `pip install -e '.[test]'`")
 
 
 def venv_tool(name: str) -> str:

@@ -32,7 +32,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -45,6 +44,7 @@ from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from mcobs.sim.fleet import SimFleet
+from tests.processes import Managed, stop_process
 from tests.redis_server import REDIS_SERVER, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,7 +172,7 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
-class PersistentRedis:
+class PersistentRedis(Managed):
     """redis-server with AOF (`appendfsync always`) in `directory`; `kill()` then `start()`
     again brings back every write it acknowledged."""
 
@@ -234,24 +234,7 @@ class PersistentRedis:
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-
-    def __enter__(self) -> PersistentRedis:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+            stop_process(process, 10)
 
 
 # --- mcobs serve ----------------------------------------------------------------------------
