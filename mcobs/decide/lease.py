@@ -187,30 +187,10 @@ def _integer(value: object) -> int | None:
     return None
 
 
-class RedisLease:
-    """The lease in Redis (see the module docstring); `client` is not closed here.
+class _ClaimsHolder:
+    """What both leases answer from their claims (holder, leadership, fencing)."""
 
-    `client`: one server, a Sentinel master or a `RedisCluster` (`mcobs.redisconn.connect`).
-    """
-
-    def __init__(
-        self,
-        client: AnyRedis,
-        *,
-        prefix: str = "mcobs",
-        holder: str | None = None,
-        ttl: float = DEFAULT_TTL,
-        renew_every: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.keys = DecideKeys.for_prefix(prefix)
-        self._claims = _Claims(holder or default_holder(), ttl, renew_every, clock)
-        self._wall_clock = wall_clock
-        self._client = client
-        self._claim = client.register_script(_CLAIM)
-        self._release = client.register_script(_RELEASE)
-        self._outage: str | None = None
+    _claims: _Claims
 
     @property
     def holder(self) -> str:
@@ -238,6 +218,32 @@ class RedisLease:
 
     def drop(self) -> None:
         self._claims.lost(None)
+
+
+class RedisLease(_ClaimsHolder):
+    """The lease in Redis (see the module docstring); `client` is not closed here.
+
+    `client`: one server, a Sentinel master or a `RedisCluster` (`mcobs.redisconn.connect`).
+    """
+
+    def __init__(
+        self,
+        client: AnyRedis,
+        *,
+        prefix: str = "mcobs",
+        holder: str | None = None,
+        ttl: float = DEFAULT_TTL,
+        renew_every: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.keys = DecideKeys.for_prefix(prefix)
+        self._claims = _Claims(holder or default_holder(), ttl, renew_every, clock)
+        self._wall_clock = wall_clock
+        self._client = client
+        self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
+        self._outage: str | None = None
 
     async def step(self) -> bool:
         claims = self._claims
@@ -332,7 +338,7 @@ class LeaseBoard:
         self._held = None
 
 
-class MemoryLease:
+class MemoryLease(_ClaimsHolder):
     """A `Lease` on a `LeaseBoard`. Alone on its board it is always the leader."""
 
     def __init__(
@@ -348,32 +354,6 @@ class MemoryLease:
         self._board = board
         self._claims = _Claims(holder or default_holder(), ttl, renew_every, clock)
         self._wall_clock = wall_clock
-
-    @property
-    def holder(self) -> str:
-        return self._claims.holder
-
-    @property
-    def ttl(self) -> float:
-        return self._claims.ttl
-
-    @property
-    def is_leader(self) -> bool:
-        return self._claims.is_leader
-
-    @property
-    def token(self) -> int | None:
-        return self._claims.token if self.is_leader else None
-
-    @property
-    def fence(self) -> Fence | None:
-        return self._claims.fence()
-
-    def next_step_in(self) -> float:
-        return self._claims.next_step_in()
-
-    def drop(self) -> None:
-        self._claims.lost(None)
 
     async def step(self) -> bool:
         started = self._claims.clock()
