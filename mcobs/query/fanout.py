@@ -117,13 +117,16 @@ class Fanout:
                     await turns.acquire()
             except TimeoutError:
                 return Failure(cluster, f"not asked: deadline of {budget:g}s reached", TIMEOUT)
+            # Every cluster is told the same limit (so one timeout reads the same for
+            # all), bounded by the time left before the overall deadline.
+            nominal = min(self.settings.cluster_timeout, budget)
             try:
                 allowed = max(0.001, min(self.settings.cluster_timeout, deadline - loop.time()))
                 sent = (*form, ("timeout", number(round(allowed, 3)))) if send_timeout else form
                 async with asyncio.timeout(allowed):
                     return await self._fetch(cluster, method, base.rstrip("/") + path, sent)
             except TimeoutError:
-                return Failure(cluster, f"timed out after {allowed:.3g}s", TIMEOUT)
+                return Failure(cluster, f"timed out after {nominal:.3g}s", TIMEOUT)
             except (aiohttp.ClientError, OSError) as exc:
                 return Failure(cluster, describe(exc))
             finally:
