@@ -116,6 +116,13 @@ class _Service:
 # -- options -----------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(annotations: frozenset[tuple[str, str]]) -> tuple[ServiceOptions, tuple[str, ...]]:
+    """`parse_options`, once per distinct set of annotations (a thousand clusters
+    usually annotate a service alike)."""
+    return parse_options(dict(annotations))
+
+
 def _merge_options(
     services: Sequence[tuple[ClusterReport, ClusterService]],
 ) -> tuple[ServiceOptions, tuple[str, ...]]:
@@ -127,7 +134,7 @@ def _merge_options(
     problems: list[str] = []
     parsed: list[tuple[str, ServiceOptions]] = []
     for report, service in sorted(services, key=lambda m: (m[0].priority, m[0].cluster)):
-        options, found = parse_options(service.annotations)
+        options, found = _parsed(frozenset(service.annotations.items()))
         parsed.append((report.cluster, options))
         problems += [f"{report.cluster}: {p}" for p in (*found, *service.problems)]
     ttls = [o.ttl for _, o in parsed if o.ttl is not None]
@@ -273,7 +280,7 @@ def _annotate(choice: ClusterChoice, picks: Picks) -> ClusterChoice:
     reason = f"{choice.reason}; {note}" if note else choice.reason
     if choice.cluster in picks.standby:
         return replace(choice, in_answer=False, reason=reason)
-    return replace(choice, reason=reason)
+    return replace(choice, reason=reason) if note else choice
 
 
 def plan_services(
@@ -315,73 +322,132 @@ class _Built:
     ancestors: frozenset[str]
 
 
-class ZoneBuilder:
-    """Builds zone plans, rebuilding only the services whose inputs changed.
+@dataclass(frozen=True, slots=True)
+class _ClusterPart:
+    """One cluster's contribution to every service it exports, as last built."""
 
-    With a thousand clusters a catalog change touches one cluster; the other
-    services keep their records (and their objects, which keeps the DNS answer
-    cache warm for them).
+    report: ClusterReport
+    health: Health
+    """The cluster's health after staleness and overrides."""
+    members: Mapping[ServiceKey, tuple[ClusterService, Health, tuple[object, ...]]]
+    """Per service: the cluster's view of it, its own health after overrides, and the
+    inputs this contributes to the service's plan."""
+
+
+def _same_but_time(a: ClusterReport, b: ClusterReport) -> bool:
+    """Equal reports up to `observed_at` (cheap for a heartbeat: the services are shared)."""
+    return a is b or replace(a, observed_at=b.observed_at) == b
+
+
+class ZoneBuilder:
+    """Builds zone plans, rebuilding only what changed.
+
+    With a thousand clusters a catalog change touches one cluster: only that
+    cluster's part is worked out again, only the services whose inputs it
+    changed are planned again, and the other services keep their records
+    (and their objects, which keeps the DNS answer cache warm for them).
     """
 
     def __init__(self, policy: ZonePolicy) -> None:
         self.policy = policy
         self._built: dict[ServiceKey, _Built] = {}
+        self._parts: dict[str, _ClusterPart] = {}
+        self._members: dict[ServiceKey, dict[str, tuple[ClusterReport, ClusterService]]] = {}
 
     def build(self, snapshot: CatalogSnapshot, now: float, serial: int = 1) -> ZonePlan:
-        policy = self.policy
         drains = _by_scope(snapshot.drains.values())
         alerts = _by_scope(snapshot.alerts.values())
-        health: dict[str, Health] = {}
+        overridden = {scope.cluster for scope in (*drains, *alerts)}
+        dirty: set[ServiceKey] = set()
+        parts: dict[str, _ClusterPart] = {}
         for name, report in snapshot.reports.items():
-            scope = Scope(name)
-            health[name] = with_overrides(
-                effective_health(report, now, policy.stale_after),
-                drains.get(scope, ()),
-                alerts.get(scope, ()),
-                now,
-            )
-        members: dict[ServiceKey, list[tuple[ClusterReport, ClusterService]]] = defaultdict(list)
-        own: dict[tuple[str, ServiceKey], Health] = {}
-        for report in snapshot.reports.values():
-            for service in report.services:
-                members[service.key].append((report, service))
-                scope = Scope(report.cluster, service.key)
-                own[(report.cluster, service.key)] = with_overrides(
-                    service.health or HEALTHY_SERVICE,
-                    drains.get(scope, ()),
-                    alerts.get(scope, ()),
-                    now,
-                )
-        built: dict[ServiceKey, _Built] = {}
-        for key in sorted(members):
-            inputs = tuple(
-                (
-                    r.cluster,
-                    r.region,
-                    r.weight,
-                    r.priority,
-                    s,
-                    health[r.cluster],
-                    own[(r.cluster, key)],
-                )
-                for r, s in members[key]
-            )
-            previous = self._built.get(key)
-            if previous is not None and previous.inputs == inputs:
-                built[key] = previous
+            health = effective_health(report, now, self.policy.stale_after)
+            previous = self._parts.get(name)
+            if (
+                name not in overridden
+                and previous is not None
+                and previous.health == health
+                and _same_but_time(previous.report, report)
+            ):
+                parts[name] = previous
                 continue
-            planned = _plan_service(key, members[key], health, own, policy)
-            fixed, varied, servfail = _service_names(planned)
-            built[key] = _Built(
-                inputs,
-                planned,
-                MappingProxyType(fixed),
-                MappingProxyType(varied),
-                frozenset(servfail),
-                _ancestors([*fixed, *servfail], policy.origin),
-            )
-        self._built = built
-        return self._assemble(built, serial)
+            part = self._part(report, health, drains, alerts, now, overridden)
+            parts[name] = part
+            self._track(name, previous, part, dirty)
+        for name in self._parts.keys() - parts.keys():
+            self._track(name, self._parts[name], None, dirty)
+        self._parts = parts
+        built = {k: b for k, b in self._built.items() if k not in dirty}
+        for key in dirty:
+            if key in self._members:
+                built[key] = self._build_service(key, self._built.get(key))
+        self._built = {key: built[key] for key in sorted(built)}
+        return self._assemble(self._built, serial)
+
+    def _part(
+        self,
+        report: ClusterReport,
+        health: Health,
+        drains: Mapping[Scope, list[Drain]],
+        alerts: Mapping[Scope, list[AlertMark]],
+        now: float,
+        overridden: set[str],
+    ) -> _ClusterPart:
+        name = report.cluster
+        if name in overridden:
+            scope = Scope(name)
+            health = with_overrides(health, drains.get(scope, ()), alerts.get(scope, ()), now)
+        members: dict[ServiceKey, tuple[ClusterService, Health, tuple[object, ...]]] = {}
+        for service in report.services:
+            own = service.health or HEALTHY_SERVICE
+            if name in overridden:
+                scope = Scope(name, service.key)
+                own = with_overrides(own, drains.get(scope, ()), alerts.get(scope, ()), now)
+            inputs = (name, report.region, report.weight, report.priority, service, health, own)
+            members[service.key] = (service, own, inputs)
+        return _ClusterPart(report, health, MappingProxyType(members))
+
+    def _track(
+        self,
+        name: str,
+        old: _ClusterPart | None,
+        new: _ClusterPart | None,
+        dirty: set[ServiceKey],
+    ) -> None:
+        """Move one cluster's membership from `old` to `new`; note the services it changed."""
+        old_members = old.members if old is not None else {}
+        new_members = new.members if new is not None else {}
+        for key in old_members.keys() - new_members.keys():
+            dirty.add(key)
+            members = self._members[key]
+            del members[name]
+            if not members:
+                del self._members[key]
+        for key, (service, _, inputs) in new_members.items():
+            before = old_members.get(key)
+            if before is not None and before[2] == inputs:
+                continue
+            dirty.add(key)
+            assert new is not None
+            self._members.setdefault(key, {})[name] = (new.report, service)
+
+    def _build_service(self, key: ServiceKey, previous: _Built | None) -> _Built:
+        members = sorted(self._members[key].items())
+        inputs = tuple(self._parts[name].members[key][2] for name, _ in members)
+        if previous is not None and previous.inputs == inputs:
+            return previous
+        health = {name: self._parts[name].health for name, _ in members}
+        own = {(name, key): self._parts[name].members[key][1] for name, _ in members}
+        planned = _plan_service(key, [m for _, m in members], health, own, self.policy)
+        fixed, varied, servfail = _service_names(planned)
+        return _Built(
+            inputs,
+            planned,
+            MappingProxyType(fixed),
+            MappingProxyType(varied),
+            frozenset(servfail),
+            _ancestors([*fixed, *servfail], self.policy.origin),
+        )
 
     def _assemble(self, built: Mapping[ServiceKey, _Built], serial: int) -> ZonePlan:
         policy = self.policy

@@ -125,6 +125,16 @@ def health_policy(settings: Settings) -> HealthPolicy:
     )
 
 
+def catalog_watcher(
+    store: CatalogStore, settings: Settings, on_change: Callable[[CatalogSnapshot], None]
+) -> CatalogWatcher:
+    """A watcher that also polls often enough to see heartbeats, which wake no reader:
+    they are written every stale_after / 3, so a live cluster never looks stale."""
+    return CatalogWatcher(
+        store, on_change=on_change, poll_interval=min(5.0, settings.collect.stale_after / 6)
+    )
+
+
 class Planner:
     """Keeps the zone plan in step with the catalog and with the clock (staleness).
 
@@ -383,7 +393,7 @@ class Hub:
 
     async def _start(self) -> None:
         stack = self._stack
-        watcher = CatalogWatcher(self.store, on_change=self._on_snapshot)
+        watcher = catalog_watcher(self.store, self.settings, self._on_snapshot)
         watcher.start()
         stack.push_async_callback(watcher.stop)
 

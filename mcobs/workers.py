@@ -15,16 +15,15 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from mcobs.catalog.redis import RedisCatalog
-from mcobs.catalog.store import CatalogWatcher
 from mcobs.config import Settings, load_settings
 from mcobs.dnsserver.worker import run_dns_worker, serve_dns
-from mcobs.hub import Planner, locator, rate_limit, zone_policy
+from mcobs.hub import Planner, catalog_watcher, locator, rate_limit, zone_policy
 
 
 async def _serve(settings: Settings, port: int, stop: asyncio.Event) -> None:
     store = RedisCatalog.from_url(settings.redis.url, prefix=settings.redis.prefix)
     planner = Planner(zone_policy(settings), time.time)
-    watcher = CatalogWatcher(store, on_change=planner.on_snapshot)
+    watcher = catalog_watcher(store, settings, planner.on_snapshot)
     watcher.start()
     replan = asyncio.create_task(planner.run())
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import replace
 from types import MappingProxyType
 
 from mcobs.catalog.codec import (
@@ -48,6 +49,7 @@ class MemoryCatalog:
         self._drains: dict[str, Drain] = {}
         self._alerts: dict[str, AlertMark] = {}
         self._deadlines: dict[str, float] = {}
+        self._seen: dict[str, float] = {}
         self._version = 0
         self._subscribers: set[_Subscriber] = set()
         self._closed = False
@@ -70,17 +72,31 @@ class MemoryCatalog:
         stored = report_from_bytes(report_to_bytes(report))  # validates, and copies
         now = self._clock()
         self._reports[stored.cluster] = stored
-        if self._ttl is None:
-            self._deadlines.pop(stored.cluster, None)
-        else:
-            self._deadlines[stored.cluster] = now + self._ttl
+        self._seen.pop(stored.cluster, None)
+        self._extend(stored.cluster, now)
         for cluster in self._expired(now):
             del self._reports[cluster], self._deadlines[cluster]
+            self._seen.pop(cluster, None)
         self._changed()
+
+    def _extend(self, cluster: str, now: float) -> None:
+        if self._ttl is None:
+            self._deadlines.pop(cluster, None)
+        else:
+            self._deadlines[cluster] = now + self._ttl
+
+    async def heartbeat(self, cluster: str, observed_at: float) -> bool:
+        self._check_open()
+        if cluster not in self._reports:
+            return False
+        self._seen[cluster] = max(observed_at, self._seen.get(cluster, observed_at))
+        self._extend(cluster, self._clock())
+        return True
 
     async def remove(self, cluster: str) -> None:
         self._check_open()
         self._deadlines.pop(cluster, None)
+        self._seen.pop(cluster, None)
         if self._reports.pop(cluster, None) is not None:
             self._changed()
 
@@ -111,7 +127,13 @@ class MemoryCatalog:
     async def snapshot(self) -> CatalogSnapshot:
         self._check_open()
         expired = set(self._expired(self._clock()))
-        reports = {c: r for c, r in self._reports.items() if c not in expired}
+        reports = {
+            c: replace(r, observed_at=self._seen[c])
+            if self._seen.get(c, 0.0) > r.observed_at
+            else r
+            for c, r in self._reports.items()
+            if c not in expired
+        }
         return CatalogSnapshot(
             MappingProxyType(reports),
             self._version,

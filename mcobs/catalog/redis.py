@@ -3,11 +3,22 @@
 Key layout, with the default prefix `mcobs`:
 
     mcobs:{catalog}:reports   hash     cluster name -> report JSON (see `codec`)
+    mcobs:{catalog}:seen      hash     cluster name -> time of its latest heartbeat
     mcobs:{catalog}:version   string   integer, INCR'ed by every change
     mcobs:{catalog}:expiry    zset     cluster name -> Unix deadline (only with `ttl`)
     mcobs:{catalog}:overrides hash     drain/<scope> or alert/<fingerprint> -> JSON
-    mcobs:{catalog}:changes   channel  PUBLISHed with the new version after each change
+    mcobs:{catalog}:changes   channel  PUBLISHed after each change: a JSON array of the
+                                       new version and the clusters it touched
                                        (SPUBLISHed on a Redis Cluster: sharded pub/sub)
+
+Reading stays cheap with a thousand clusters because most writes are not
+changes. A collector whose cluster did not change writes a heartbeat (one
+field of `seen`), which bumps no version and wakes no reader; readers fold
+the heartbeats into `observed_at` at their next reload. A real change is
+announced with the clusters it touched, so a reader that heard every
+version since its last reload reads back only those reports (HMGET) and
+decodes only them; a reader that missed a version (a lost subscription, a
+reader that does not subscribe, a Redis that restarted) reads everything.
 
 Every key carries the hash tag `{catalog}`, so on Redis Cluster the whole
 catalog lives in one hash slot: `put` and `remove` stay single Lua scripts
@@ -37,10 +48,12 @@ reconnect, so that happens quickly. An entry that does not decode is skipped
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
@@ -63,34 +76,56 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-# KEYS: reports, version, expiry.
+# KEYS: reports, version, expiry, seen.
 # ARGV: cluster, payload, now, deadline ("" = none), channel, PUBLISH or SPUBLISH.
 _PUT: Final = """
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[1])
 if ARGV[4] == '' then
   redis.call('ZREM', KEYS[3], ARGV[1])
 else
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 end
+local touched = {ARGV[1]}
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])
 for _, cluster in ipairs(expired) do
   redis.call('HDEL', KEYS[1], cluster)
+  redis.call('HDEL', KEYS[4], cluster)
   redis.call('ZREM', KEYS[3], cluster)
+  table.insert(touched, cluster)
 end
 local version = redis.call('INCR', KEYS[2])
-redis.call(ARGV[6], ARGV[5], version)
+table.insert(touched, 1, version)
+redis.call(ARGV[6], ARGV[5], cjson.encode(touched))
 return version
 """
 
-# KEYS: reports, version, expiry. ARGV: cluster, channel, PUBLISH or SPUBLISH.
+# KEYS: reports, version, expiry, seen. ARGV: cluster, channel, PUBLISH or SPUBLISH.
 _REMOVE: Final = """
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then
   return 0
 end
 local version = redis.call('INCR', KEYS[2])
-redis.call(ARGV[3], ARGV[2], version)
+redis.call(ARGV[3], ARGV[2], cjson.encode({version, ARGV[1]}))
 return version
+"""
+
+# KEYS: reports, seen, expiry. ARGV: cluster, observed_at, deadline ("" = none).
+# Returns 0 (and writes nothing) when the catalog has no report of the cluster.
+_HEARTBEAT: Final = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+local seen = redis.call('HGET', KEYS[2], ARGV[1])
+if not seen or tonumber(seen) < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+end
+return 1
 """
 
 
@@ -104,11 +139,22 @@ else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 end
 local version = redis.call('INCR', KEYS[2])
-redis.call(ARGV[4], ARGV[3], version)
+redis.call(ARGV[4], ARGV[3], cjson.encode({version}))
 return version
 """
 _DRAIN = "drain/"
 _ALERT = "alert/"
+
+
+@dataclass(slots=True)
+class ReadCounts:
+    """How snapshots read the reports (for tests and benchmarks)."""
+
+    whole: int = 0
+    partial: int = 0
+    whole_after_gap: int = 0
+    """Partial reads that found an unheard version and read everything again."""
+    decoded: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +166,7 @@ class CatalogKeys:
     expiry: str
     channel: str
     overrides: str
+    seen: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> CatalogKeys:
@@ -132,6 +179,7 @@ class CatalogKeys:
             f"{base}:expiry",
             f"{base}:changes",
             f"{base}:overrides",
+            f"{base}:seen",
         )
 
 
@@ -148,15 +196,76 @@ def _version(value: object) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def announcement(data: object) -> tuple[int, tuple[str, ...]] | None:
+    """A change message's version and the clusters it touched; None if unreadable."""
+    if not isinstance(data, bytes | str):
+        return None
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    if isinstance(parsed, int) and not isinstance(parsed, bool):
+        return parsed, ()
+    if not isinstance(parsed, list) or not parsed:
+        return None
+    version, *clusters = parsed
+    if not isinstance(version, int) or isinstance(version, bool):
+        return None
+    if not all(isinstance(c, str) for c in clusters):
+        return None
+    return version, tuple(clusters)
+
+
+def _seen_times(raw: Mapping[bytes | str, bytes | str]) -> dict[str, float]:
+    times: dict[str, float] = {}
+    for cluster, value in raw.items():
+        try:
+            at = float(value)
+        except ValueError:
+            continue
+        if math.isfinite(at):
+            times[_text(cluster)] = at
+    return times
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One cluster's stored report as last read: the raw payload and what it decoded to."""
+
+    payload: bytes | str
+    report: ClusterReport | None
+    """None when the payload did not decode (skipped, see `problem`)."""
+    problem: str = ""
+    seen: float = 0.0
+    served: ClusterReport | None = None
+    """`report` with the latest heartbeat folded into `observed_at` (kept, so an
+    unchanged cluster is the same object in every snapshot)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What one snapshot read back from Redis."""
+
+    payloads: Mapping[str, bytes | str | None]
+    version: int
+    expired: frozenset[str]
+    seen: Mapping[str, float]
+    overrides: Mapping[bytes | str, bytes | str]
+    whole: bool
+    """`payloads` holds every report (else only the clusters asked for)."""
+
+
 class RedisCatalog:
     """A `CatalogStore` in Redis.
 
     `client` (one server, a Sentinel master or a `RedisCluster`) is used as
     given (closed by `close()` only when `owns_client`); prefer `from_url`,
     which sets timeouts fit for failing fast. `ttl`: forget a
-    cluster `ttl` seconds after its last `put` (None: never), judged by `clock`.
+    cluster `ttl` seconds after its last `put` or heartbeat (None: never), judged by `clock`.
     `keepalive`: a silent subscription is PINGed after this many seconds and
-    reconnected when the PING goes unanswered as long.
+    reconnected when the PING goes unanswered as long. `resync_after`: read every
+    report again at least this often (by `clock`), which catches edits made
+    behind the catalog's back (`redis-cli HDEL`) that announce nothing.
     """
 
     def __init__(
@@ -169,6 +278,7 @@ class RedisCatalog:
         keepalive: float = 10.0,
         resubscribe_min: float = 0.1,
         resubscribe_max: float = 5.0,
+        resync_after: float = 60.0,
         owns_client: bool = False,
     ) -> None:
         if ttl is not None and ttl <= 0:
@@ -184,9 +294,18 @@ class RedisCatalog:
         self._resubscribe_max = resubscribe_max
         self._put = client.register_script(_PUT)
         self._remove = client.register_script(_REMOVE)
+        self._heartbeat = client.register_script(_HEARTBEAT)
         self._override = client.register_script(_OVERRIDE)
-        self._decoded: dict[str, tuple[bytes | str, ClusterReport]] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._entries_version: int | None = None
+        """The version `_entries` is whole at; None: read everything next time."""
+        self._resync_after = resync_after
+        self._whole_at = -math.inf
+        self._announced: dict[int, tuple[str, ...]] = {}
+        """Versions heard on the subscription since then, and the clusters they touched."""
         self._skipped: Mapping[str, str] = MappingProxyType({})
+        self.reads = ReadCounts()
+        self._reading = asyncio.Lock()
         self._closing: asyncio.Future[None] | None = None
         self._closed = False
 
@@ -201,6 +320,7 @@ class RedisCatalog:
         clock: Callable[[], float] = time.time,
         keepalive: float = 10.0,
         resubscribe_max: float = 5.0,
+        resync_after: float = 60.0,
     ) -> RedisCatalog:
         """A catalog on its own client (`mcobs.redisconn.connect`).
 
@@ -214,6 +334,7 @@ class RedisCatalog:
             clock=clock,
             keepalive=keepalive,
             resubscribe_max=resubscribe_max,
+            resync_after=resync_after,
             owns_client=True,
         )
 
@@ -232,25 +353,45 @@ class RedisCatalog:
         except REDIS_ERRORS as error:
             raise CatalogUnavailable(f"redis {what} failed: {error}") from error
 
+    def _deadline(self, now: float) -> str:
+        return "" if self._ttl is None else repr(now + self._ttl)
+
     async def put(self, report: ClusterReport) -> None:
         payload = check_report(report)
         now = self._clock()
-        deadline = "" if self._ttl is None else repr(now + self._ttl)
         keys = self.keys
         await self._call(
             "put",
             self._put(
-                keys=[keys.reports, keys.version, keys.expiry],
-                args=[report.cluster, payload, repr(now), deadline, keys.channel, self._publish],
+                keys=[keys.reports, keys.version, keys.expiry, keys.seen],
+                args=[
+                    report.cluster,
+                    payload,
+                    repr(now),
+                    self._deadline(now),
+                    keys.channel,
+                    self._publish,
+                ],
             ),
         )
+
+    async def heartbeat(self, cluster: str, observed_at: float) -> bool:
+        keys = self.keys
+        written = await self._call(
+            "heartbeat",
+            self._heartbeat(
+                keys=[keys.reports, keys.seen, keys.expiry],
+                args=[cluster, repr(observed_at), self._deadline(self._clock())],
+            ),
+        )
+        return bool(written)
 
     async def remove(self, cluster: str) -> None:
         keys = self.keys
         await self._call(
             "remove",
             self._remove(
-                keys=[keys.reports, keys.version, keys.expiry],
+                keys=[keys.reports, keys.version, keys.expiry, keys.seen],
                 args=[cluster, keys.channel, self._publish],
             ),
         )
@@ -278,21 +419,131 @@ class RedisCatalog:
     async def remove_alert(self, fingerprint: str) -> bool:
         return await self._write_override(_ALERT + fingerprint, b"")
 
-    async def _read(
-        self,
-    ) -> tuple[
-        dict[bytes | str, bytes | str], object, list[bytes | str], dict[bytes | str, bytes | str]
-    ]:
+    # -- reading ---------------------------------------------------------------
+
+    async def _read(self, clusters: Sequence[str] | None) -> _Read:
+        """One MULTI/EXEC: every report (`clusters` None) or just those, plus the rest."""
+        keys = self.keys
         async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hgetall(self.keys.reports)
-            pipe.get(self.keys.version)
-            pipe.zrangebyscore(self.keys.expiry, "-inf", repr(self._clock()))
-            pipe.hgetall(self.keys.overrides)
-            raw_reports, raw_version, expired, overrides = await pipe.execute()
-        return raw_reports, raw_version, expired, overrides
+            if clusters is None:
+                pipe.hgetall(keys.reports)
+            elif clusters:
+                pipe.hmget(keys.reports, list(clusters))
+            pipe.get(keys.version)
+            pipe.zrangebyscore(keys.expiry, "-inf", repr(self._clock()))
+            pipe.hgetall(keys.seen)
+            pipe.hgetall(keys.overrides)
+            replies = await pipe.execute()
+        if clusters is None:
+            payloads = {_text(c): p for c, p in replies.pop(0).items()}
+        elif clusters:
+            payloads = dict(zip(clusters, replies.pop(0), strict=True))
+        else:
+            payloads = {}
+        raw_version, raw_expired, raw_seen, overrides = replies
+        version = 0 if raw_version is None else _version(raw_version)
+        if version is None:
+            raise CatalogUnavailable(f"{keys.version} is not an integer: {raw_version!r}")
+        return _Read(
+            payloads,
+            version,
+            frozenset(_text(c) for c in raw_expired),
+            _seen_times(raw_seen),
+            overrides,
+            whole=clusters is None,
+        )
+
+    @staticmethod
+    def _changed_since(base: int | None, heard: Mapping[int, tuple[str, ...]]) -> list[str] | None:
+        """The clusters touched after version `base`; None: read everything."""
+        if base is None:
+            return None
+        return sorted(
+            {c for version, clusters in heard.items() if version > base for c in clusters}
+        )
+
+    @staticmethod
+    def _complete(base: int, version: int, heard: Mapping[int, object]) -> bool:
+        """Whether every version after `base` up to `version` was heard (and none went back)."""
+        if version < base or version - base > len(heard):
+            return False
+        return all(v in heard for v in range(base + 1, version + 1))
+
+    async def snapshot(self) -> CatalogSnapshot:
+        async with self._reading:  # one read at a time, so an older one never lands last
+            base = self._entries_version
+            if self._clock() - self._whole_at >= self._resync_after:
+                base = None
+            heard = dict(self._announced)  # what the subscription said before this read
+            changed = self._changed_since(base, heard)
+            read = await self._call("snapshot", self._read(changed))
+            if base is not None and not self._complete(base, read.version, heard):
+                self.reads.whole_after_gap += 1
+                read = await self._call("snapshot", self._read(None))
+            self._apply(read)
+            self._announced = {v: c for v, c in self._announced.items() if v > read.version}
+            return self._snapshot(read)
+
+    def _apply(self, read: _Read) -> None:
+        if read.whole:
+            self.reads.whole += 1
+            self._whole_at = self._clock()
+            entries = {c: self._entries.get(c) for c in read.payloads}
+        else:
+            self.reads.partial += 1
+            entries = dict(self._entries)
+        for cluster, payload in read.payloads.items():
+            if payload is None:
+                entries.pop(cluster, None)
+                continue
+            entry = entries.get(cluster)
+            if entry is None or entry.payload != payload:
+                entries[cluster] = self._decode(cluster, payload)
+                self.reads.decoded += 1
+        self._entries = {c: e for c, e in entries.items() if e is not None}
+        self._entries_version = read.version
+
+    @staticmethod
+    def _decode(cluster: str, payload: bytes | str) -> _Entry:
+        try:
+            report = report_from_bytes(payload)
+            if report.cluster != cluster:
+                raise CatalogDecodeError(
+                    [f"cluster: report of {report.cluster!r} stored under {cluster!r}"]
+                )
+        except CatalogDecodeError as error:
+            return _Entry(payload, None, str(error))
+        return _Entry(payload, report)
+
+    def _snapshot(self, read: _Read) -> CatalogSnapshot:
+        reports: dict[str, ClusterReport] = {}
+        skipped: dict[str, str] = {}
+        for cluster, entry in self._entries.items():
+            if entry.report is None:
+                skipped[cluster] = entry.problem
+                continue
+            if cluster in read.expired:
+                continue
+            seen = read.seen.get(cluster, 0.0)
+            if entry.served is None or entry.seen != seen:
+                entry.seen = seen
+                entry.served = (
+                    replace(entry.report, observed_at=seen)
+                    if seen > entry.report.observed_at
+                    else entry.report
+                )
+            reports[cluster] = entry.served
+        drains, alerts = self._overrides(read.overrides, skipped)
+        self._note_skipped(skipped)
+        return CatalogSnapshot(
+            MappingProxyType(reports),
+            read.version,
+            drains=MappingProxyType(drains),
+            alerts=MappingProxyType(alerts),
+        )
 
     def _overrides(
-        self, raw: dict[bytes | str, bytes | str], skipped: dict[str, str]
+        self, raw: Mapping[bytes | str, bytes | str], skipped: dict[str, str]
     ) -> tuple[dict[str, Drain], dict[str, AlertMark]]:
         drains: dict[str, Drain] = {}
         alerts: dict[str, AlertMark] = {}
@@ -311,51 +562,20 @@ class RedisCatalog:
                 skipped[field] = str(error)
         return drains, alerts
 
-    async def snapshot(self) -> CatalogSnapshot:
-        raw_reports, raw_version, raw_expired, raw_overrides = await self._call(
-            "snapshot", self._read()
-        )
-        version = 0 if raw_version is None else _version(raw_version)
-        if version is None:
-            raise CatalogUnavailable(f"{self.keys.version} is not an integer: {raw_version!r}")
-        expired = {_text(c) for c in raw_expired}
-        reports: dict[str, ClusterReport] = {}
-        decoded: dict[str, tuple[bytes | str, ClusterReport]] = {}
-        skipped: dict[str, str] = {}
-        for raw_cluster, payload in raw_reports.items():
-            cluster = _text(raw_cluster)
-            if cluster in expired:
-                continue
-            cached = self._decoded.get(cluster)
-            if cached is not None and cached[0] == payload:
-                report = cached[1]
-            else:
-                try:
-                    report = report_from_bytes(payload)
-                    if report.cluster != cluster:
-                        raise CatalogDecodeError(
-                            [f"cluster: report of {report.cluster!r} stored under {cluster!r}"]
-                        )
-                except CatalogDecodeError as error:
-                    skipped[cluster] = str(error)
-                    continue
-            reports[cluster] = report
-            decoded[cluster] = (payload, report)
-        self._decoded = decoded
-        drains, alerts = self._overrides(raw_overrides, skipped)
-        self._note_skipped(skipped)
-        return CatalogSnapshot(
-            MappingProxyType(reports),
-            version,
-            drains=MappingProxyType(drains),
-            alerts=MappingProxyType(alerts),
-        )
-
     def _note_skipped(self, skipped: dict[str, str]) -> None:
         for cluster, reason in skipped.items():
             if self._skipped.get(cluster) != reason:
                 log.warning("catalog entry %r skipped: %s", cluster, reason)
         self._skipped = MappingProxyType(skipped)
+
+    def _heard(self, data: object) -> int | None:
+        """Note a change message for the next snapshot; its version, None if unreadable."""
+        heard = announcement(data)
+        if heard is None:
+            return None
+        version, clusters = heard
+        self._announced[version] = clusters
+        return version
 
     async def subscribe(self) -> AsyncGenerator[int | None, None]:
         closing = self._closing_future()
@@ -383,9 +603,10 @@ class RedisCatalog:
                         # The first subscription, or redis-py resubscribed after a reconnect.
                         delay = self._resubscribe_min
                         failed = False
+                        self._entries_version = None  # changes may have gone unheard
                         yield None
                     elif message["type"] == "message":
-                        version = _version(message["data"])
+                        version = self._heard(message["data"])
                         if version is not None:
                             yield version
             except REDIS_ERRORS as error:

@@ -8,7 +8,9 @@ readers (DNS, HTTP) use a `CatalogWatcher`, which loads a `snapshot()` when
 serving its last good snapshot while the store is unavailable.
 
 Staleness is not the store's business: a cluster that stopped reporting keeps
-its last report (the health code judges `observed_at` against its clock).
+its last report (the health code judges `observed_at` against its clock). A
+collector whose cluster did not change sends a `heartbeat` instead of the same
+report again, which moves `observed_at` without counting as a change.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
 from typing import Protocol
 
@@ -36,6 +38,16 @@ class CatalogStore(Protocol):
 
         Raises `CatalogDecodeError` for a report that would not read back,
         `CatalogUnavailable` when the store cannot be reached.
+        """
+        ...
+
+    async def heartbeat(self, cluster: str, observed_at: float) -> bool:
+        """Say that `cluster`'s stored report still holds at `observed_at`.
+
+        Not a change: no version bump, no notification; snapshots taken after it
+        show the report with the newer `observed_at`, so readers see heartbeats
+        at their next reload (the watcher polls). False, writing nothing, when the
+        store has no report of `cluster` (then `put` the whole report).
         """
         ...
 
@@ -202,7 +214,7 @@ class CatalogWatcher:
 
     def _apply(self, snapshot: CatalogSnapshot) -> None:
         old = self._current
-        if self.loaded and snapshot.version == old.version and snapshot.reports == old.reports:
+        if self.loaded and snapshot.version == old.version and _same(snapshot.reports, old.reports):
             return
         self._current = snapshot
         self._loaded.set()
@@ -211,3 +223,10 @@ class CatalogWatcher:
                 self._on_change(snapshot)
             except Exception:
                 log.exception("catalog on_change callback failed (version %d)", snapshot.version)
+
+
+def _same(new: Mapping[str, ClusterReport], old: Mapping[str, ClusterReport]) -> bool:
+    """Equal reports; cheap when the store hands back the same objects for unchanged ones."""
+    return new.keys() == old.keys() and all(
+        report is old[name] or report == old[name] for name, report in new.items()
+    )

@@ -136,6 +136,8 @@ class ClusterCollector:
         self._last_probe = ApiProbe(reachable=False, error="not probed yet")
         self._last_signals: tuple[Signal, ...] = ()
         self._dirty = asyncio.Event()
+        self._listed: tuple[ClusterService, ...] | None = None
+        """The exported services as the reflectors last listed them (None: work out again)."""
         self._sweep_now = asyncio.Event()
         self._connect_tried = asyncio.Event()
         self.last_report: ClusterReport | None = None
@@ -144,6 +146,7 @@ class ClusterCollector:
     # -- watches -------------------------------------------------------------
 
     def _changed(self) -> None:
+        self._listed = None  # a list or watch event changed what the reflectors hold
         self._dirty.set()
 
     def _unsettled(self) -> bool:
@@ -311,7 +314,11 @@ class ClusterCollector:
         if not (services and services.listed_once and slices and slices.listed_once):
             known = self._last_known(self.identity.name) if self._last_known else None
             return known.services if known is not None else ()
-        return cluster_services(self.identity.name, services.items.values(), slices.items.values())
+        if self._listed is None:  # worked out once per change, not once per sweep
+            self._listed = cluster_services(
+                self.identity.name, services.items.values(), slices.items.values()
+            )
+        return self._listed
 
     def compose(self) -> ClusterReport:
         services, slices = self._services, self._slices
@@ -340,21 +347,23 @@ class ClusterCollector:
         return replace(report, observed_at=0.0, probe=replace(report.probe, latency_s=None))
 
     async def _publish(self, *, unless_unchanged: bool = False) -> ClusterReport:
-        """Write the current report. A sweep that changed nothing writes only every
-        `stale_after / 3` seconds (a heartbeat), so a quiet fleet costs few writes and
-        every replica few reloads."""
+        """Write the current report. A sweep that changed nothing writes nothing, or
+        every `stale_after / 3` seconds a heartbeat, which no reader reloads for; so a
+        quiet fleet costs few writes and every replica few reloads."""
         report = self.compose()
         previous = self.last_report
-        if (
+        unchanged = (
             unless_unchanged
             and previous is not None
             and not self._catalog_failing
-            and report.observed_at - previous.observed_at < self._policy.stale_after / 3
             and self._content(report) == self._content(previous)
-        ):
+        )
+        since_write = report.observed_at - previous.observed_at if previous else 0.0
+        if unchanged and previous is not None and since_write < self._policy.stale_after / 3:
             return previous
         try:
-            await self._store.put(report)
+            if not (unchanged and await self._store.heartbeat(report.cluster, report.observed_at)):
+                await self._store.put(report)
         except CatalogUnavailable as error:
             if not self._catalog_failing:
                 log.warning("%s: catalog unavailable, will retry: %s", report.cluster, error)

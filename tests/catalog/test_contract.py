@@ -138,6 +138,40 @@ async def test_a_ttl_forgets_clusters_that_stopped_reporting(open_store: OpenSto
     assert (await store.snapshot()).version > version
 
 
+async def test_a_heartbeat_freshens_a_report_without_counting_as_a_change(
+    open_store: OpenStore,
+) -> None:
+    writer, reader = await open_store(), await open_store()
+    assert not await writer.heartbeat("eu-west", 2e9)  # nothing to freshen: nothing written
+    assert (await reader.snapshot()).reports == {}
+    await writer.put(report(observed_at=1e9))
+    before = await reader.snapshot()
+    async with contextlib.aclosing(reader.subscribe()) as changes:
+        assert await next_change(changes) is None
+        assert await writer.heartbeat("eu-west", 2e9)
+        with pytest.raises(TimeoutError):
+            await next_change(changes, within=0.3)  # readers are not woken for a heartbeat
+    after = await reader.snapshot()
+    assert after.version == before.version
+    assert after.reports["eu-west"] == report(observed_at=2e9)
+    assert await writer.heartbeat("eu-west", 1.5e9)  # an older heartbeat moves nothing back
+    assert (await reader.snapshot()).reports["eu-west"].observed_at == 2e9
+    await writer.put(report(observed_at=1e9, tag="new"))  # a new report starts afresh
+    assert (await reader.snapshot()).reports["eu-west"] == report(observed_at=1e9, tag="new")
+
+
+async def test_a_heartbeat_keeps_a_cluster_within_its_ttl(open_store: OpenStore) -> None:
+    clock = Clock()
+    store = await open_store(ttl=3600, clock=clock)
+    await store.put(report("quiet"))
+    clock.now += 3000
+    assert await store.heartbeat("quiet", clock.now)
+    clock.now += 3000
+    assert set((await store.snapshot()).reports) == {"quiet"}
+    clock.now += 601
+    assert (await store.snapshot()).reports == {}
+
+
 async def test_a_report_readers_would_skip_is_refused(open_store: OpenStore) -> None:
     store = await open_store()
     await store.put(report())

@@ -15,9 +15,10 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from mcobs.catalog.codec import report_to_bytes
-from mcobs.catalog.redis import CatalogKeys, RedisCatalog
+from mcobs.catalog.redis import CatalogKeys, RedisCatalog, announcement
 from mcobs.catalog.store import CatalogUnavailable, CatalogWatcher
 from tests.catalog.builders import report
+from tests.catalog.conftest import Clock
 from tests.catalog.helpers import next_change, wait_until
 from tests.redis_server import RedisServer
 
@@ -37,6 +38,8 @@ async def catalog(
     reply_timeout: float = 2.0,
     resubscribe_max: float = 5.0,
     keepalive: float = 10.0,
+    resync_after: float = 60.0,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[RedisCatalog]:
     store = RedisCatalog.from_url(
         url,
@@ -44,6 +47,8 @@ async def catalog(
         timeout=reply_timeout,
         resubscribe_max=resubscribe_max,
         keepalive=keepalive,
+        resync_after=resync_after,
+        clock=clock,
     )
     try:
         yield store
@@ -59,8 +64,9 @@ def test_every_key_of_a_catalog_is_in_one_hash_slot() -> None:
         expiry="mcobs:{catalog}:expiry",
         channel="mcobs:{catalog}:changes",
         overrides="mcobs:{catalog}:overrides",
+        seen="mcobs:{catalog}:seen",
     )
-    stored = (keys.reports, keys.version, keys.expiry, keys.overrides)
+    stored = (keys.reports, keys.version, keys.expiry, keys.overrides, keys.seen, keys.channel)
     assert len({key_slot(k.encode()) for k in stored}) == 1
     for bad in ("", "a{b", "a}"):
         with pytest.raises(ValueError, match="prefix"):
@@ -75,7 +81,7 @@ async def test_key_layout(redis_server: RedisServer, raw: Redis) -> None:
         await store.put(report("eu-west"))
         message = await pubsub.get_message(timeout=1)
         await pubsub.aclose()  # type: ignore[no-untyped-call]
-    assert message is not None and message["data"] == b"1"
+    assert message is not None and json.loads(message["data"]) == [1, "eu-west"]
     assert await raw.hkeys("layout:{catalog}:reports") == [b"eu-west"]
     stored = await raw.hget("layout:{catalog}:reports", "eu-west")
     assert stored is not None and json.loads(stored)["schema"] == 1
@@ -93,7 +99,7 @@ async def test_catalogs_with_other_prefixes_are_separate(redis_server: RedisServ
 async def test_unreadable_entries_are_skipped_logged_once_and_the_rest_served(
     redis_server: RedisServer, raw: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with catalog(redis_server.url, "bad") as store:
+    async with catalog(redis_server.url, "bad", resync_after=0) as store:
         await store.put(report("good"))
         wrong_type = json.loads(report_to_bytes(report("wrong-type")))
         wrong_type["services"][0]["ports"][0]["port"] = "80"
@@ -122,6 +128,62 @@ async def test_unreadable_entries_are_skipped_logged_once_and_the_rest_served(
         await raw.hdel(store.keys.reports, "garbage", "wrong-type", "future", "liar")
         await store.snapshot()
         assert store.skipped == {}
+
+
+async def test_a_reader_that_heard_every_change_reads_back_only_the_touched_reports(
+    redis_server: RedisServer,
+) -> None:
+    url = redis_server.url
+    async with (
+        catalog(url, "delta") as writer,
+        catalog(url, "delta") as reader,
+        contextlib.aclosing(reader.subscribe()) as changes,
+    ):
+        assert await next_change(changes) is None
+        for n in range(20):
+            await writer.put(report(f"c{n:02d}", services=3))
+            await next_change(changes)
+        first = await reader.snapshot()
+        assert len(first.reports) == 20 and reader.reads.decoded == 20
+        await writer.put(report("c07", services=3, tag="changed"))
+        await writer.remove("c11")
+        await next_change(changes)
+        await next_change(changes)
+        whole = reader.reads.whole
+        second = await reader.snapshot()
+        assert reader.reads.whole == whole  # no HGETALL: only c07 and c11 were read
+        assert reader.reads.decoded == 21
+        assert second.reports["c07"] == report("c07", services=3, tag="changed")
+        assert "c11" not in second.reports
+        assert all(second.reports[c] is first.reports[c] for c in second.reports if c != "c07")
+        async with catalog(url, "delta") as fresh:
+            assert await fresh.snapshot() == second
+
+
+async def test_a_reader_that_missed_a_change_reads_everything(redis_server: RedisServer) -> None:
+    async with (
+        catalog(redis_server.url, "gap") as writer,
+        catalog(redis_server.url, "gap") as reader,
+    ):
+        await writer.put(report("a"))
+        await reader.snapshot()
+        await writer.put(report("b"))  # the reader does not subscribe: it cannot have heard
+        assert set((await reader.snapshot()).reports) == {"a", "b"}
+        assert reader.reads.whole_after_gap == 1
+
+
+async def test_an_edit_behind_the_catalogs_back_is_seen_at_the_next_resync(
+    redis_server: RedisServer, raw: Redis
+) -> None:
+    clock = Clock()
+    async with catalog(redis_server.url, "oob", resync_after=60, clock=clock) as store:
+        await store.put(report("a"))
+        await store.put(report("b"))
+        assert set((await store.snapshot()).reports) == {"a", "b"}
+        await raw.hdel(store.keys.reports, "b")  # no version, no announcement
+        assert set((await store.snapshot()).reports) == {"a", "b"}
+        clock.now += 60
+        assert set((await store.snapshot()).reports) == {"a"}
 
 
 async def _fails_fast(operation: Callable[[], Awaitable[object]], within: float) -> None:
@@ -221,3 +283,22 @@ async def test_the_watcher_follows_notifications_again_after_a_restart(
             await wait_until(lambda: set(watcher.current.reports) == {"b"}, 3)
             await writer.put(report("c"))
             await wait_until(lambda: set(watcher.current.reports) == {"b", "c"}, 1)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (b'[7, "a", "b"]', (7, ("a", "b"))),
+        (b"[7]", (7, ())),
+        (b"7", (7, ())),
+        (b"not json", None),
+        (b"[]", None),
+        (b"[true]", None),
+        (b'["7", "a"]', None),
+        (b'[7, "a", 3]', None),
+        (b"{}", None),
+        (None, None),
+    ],
+)
+def test_change_messages_are_read_strictly(message: object, expected: object) -> None:
+    assert announcement(message) == expected

@@ -242,10 +242,15 @@ async def test_a_quiet_cluster_is_written_as_a_heartbeat_not_every_sweep(
 
     class CountingCatalog(MemoryCatalog):
         puts = 0
+        heartbeats = 0
 
         async def put(self, report: Any) -> None:
             CountingCatalog.puts += 1
             await super().put(report)
+
+        async def heartbeat(self, cluster: str, observed_at: float) -> bool:
+            CountingCatalog.heartbeats += 1
+            return await super().heartbeat(cluster, observed_at)
 
     async def connect() -> KubeApi:
         return api
@@ -265,11 +270,18 @@ async def test_a_quiet_cluster_is_written_as_a_heartbeat_not_every_sweep(
             lambda: collector.last_report is not None and len(collector.last_report.services) == 2
         )
         await asyncio.sleep(0.5)
-        before = CountingCatalog.puts
-        await asyncio.sleep(2.2)  # about 6 sweeps, nothing changes
-        assert 1 <= CountingCatalog.puts - before <= 3
+        puts, heartbeats = CountingCatalog.puts, CountingCatalog.heartbeats
+        first_seen = (await store.snapshot()).reports["eu-west"].observed_at
+        await asyncio.sleep(2.2)  # about 20 sweeps, nothing changes
+        assert CountingCatalog.puts == puts
+        assert 1 <= CountingCatalog.heartbeats - heartbeats <= 3
+        assert (await store.snapshot()).reports["eu-west"].observed_at > first_seen + 0.9
         fleet.set_ready("eu-west", "default", "web", 1)  # a change is written at once
         await until(lambda: _ready(store_report(collector), "web") == 1, 2.0)
+        assert CountingCatalog.puts == puts + 1
+        await store.remove("eu-west")  # lost (e.g. Redis restarted empty): the next
+        await until(lambda: CountingCatalog.puts == puts + 2, 2.0)  # heartbeat writes it whole
+        assert "eu-west" in (await store.snapshot()).reports
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
