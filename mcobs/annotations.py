@@ -6,6 +6,7 @@ option falls back to its default and the problem is reported in the API.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -149,3 +150,14 @@ def parse_options(annotations: Mapping[str, str]) -> tuple[ServiceOptions, tuple
         else:
             values[field_name] = value
     return ServiceOptions(**values), tuple(problems)  # type: ignore[arg-type]
+
+
+def options_of(annotations: Mapping[str, str]) -> tuple[ServiceOptions, tuple[str, ...]]:
+    """`parse_options`, worked out once per distinct set of annotations: a thousand
+    clusters usually annotate a service alike, and plans and sweeps ask again and again."""
+    return _parsed(frozenset(annotations.items()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(annotations: frozenset[tuple[str, str]]) -> tuple[ServiceOptions, tuple[str, ...]]:
+    return parse_options(dict(annotations))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TypeVar
 
-from mcobs.annotations import ServiceOptions, parse_options
+from mcobs.annotations import ServiceOptions, options_of
 from mcobs.health import effective_health, with_overrides
 from mcobs.model import (
     AlertMark,
@@ -116,13 +116,6 @@ class _Service:
 # -- options -----------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
-def _parsed(annotations: frozenset[tuple[str, str]]) -> tuple[ServiceOptions, tuple[str, ...]]:
-    """`parse_options`, once per distinct set of annotations (a thousand clusters
-    usually annotate a service alike)."""
-    return parse_options(dict(annotations))
-
-
 def _merge_options(
     services: Sequence[tuple[ClusterReport, ClusterService]],
 ) -> tuple[ServiceOptions, tuple[str, ...]]:
@@ -134,7 +127,7 @@ def _merge_options(
     problems: list[str] = []
     parsed: list[tuple[str, ServiceOptions]] = []
     for report, service in sorted(services, key=lambda m: (m[0].priority, m[0].cluster)):
-        options, found = _parsed(frozenset(service.annotations.items()))
+        options, found = options_of(service.annotations)
         parsed.append((report.cluster, options))
         problems += [f"{report.cluster}: {p}" for p in (*found, *service.problems)]
     ttls = [o.ttl for _, o in parsed if o.ttl is not None]

@@ -240,6 +240,11 @@ DEFAULT_SIGNALS = (SignalSettings(name="targets_up", query="sum(up) / count(up)"
 
 class CollectSettings(_Frozen):
     interval: Seconds = Field(3.0, description="seconds between health sweeps of a cluster")
+    signal_interval: Seconds = Field(
+        15.0,
+        description="seconds between reads of a cluster's Prometheus signals while its "
+        "health is settled (Prometheus scrapes every 15-60 s)",
+    )
     timeout: Seconds = Field(3.0, description="timeout of one request to a cluster")
     down_after_failures: int = Field(2, ge=1, le=100, description="bad sweeps in a row: down")
     up_after_successes: int = Field(2, ge=1, le=100, description="good sweeps in a row: back")

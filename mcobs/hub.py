@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import replace
@@ -65,8 +67,10 @@ from mcobs.zone import Nameserver, ZoneView
 log = logging.getLogger(__name__)
 
 MAX_REPLAN_DELAY = 5.0
+SLOW_BUILD_SECONDS = 0.05
 HTTP_SHUTDOWN_SECONDS = 2.0
 PROMETHEUS_THREADS = 8
+STARTS_PER_SECOND = 100
 
 
 def zone_policy(settings: Settings) -> ZonePolicy:
@@ -143,6 +147,10 @@ class Planner:
     its last report until that report turns stale, and the SOA serial is the
     planner's own, growing with every change of the records, never with the
     catalog's version counter (which restarts with an empty Redis).
+
+    While `run` runs, plans are built in a worker thread, so a slow build (a
+    cluster-wide change over a thousand clusters) does not stall DNS answers on
+    the event loop; otherwise (tools, tests) `on_snapshot` builds at once.
     """
 
     def __init__(self, policy: ZonePolicy, clock: Callable[[], float]) -> None:
@@ -153,15 +161,25 @@ class Planner:
         self.snapshot: CatalogSnapshot = EMPTY_SNAPSHOT
         self._serial = max(1, int(clock()) % 2**32)
         self._builder = ZoneBuilder(policy)
+        self._building = threading.Lock()  # one build at a time: the builder keeps state
         empty = self._builder.build(EMPTY_SNAPSHOT, clock(), self._serial).view
         self.plan = ZonePlan(ZoneView.not_loaded(empty.origin, empty.soa, empty.nameservers))
         self.loaded = False
-        self._replan = asyncio.Event()
+        self._running = False
+        self._kick = asyncio.Event()
+        self._wanted = False
+        self._cool_until = 0.0
+        self.builds = 0
+        self.build_seconds = 0.0
 
     def on_snapshot(self, snapshot: CatalogSnapshot) -> None:
         self.snapshot = self._carry_over(snapshot)
         self.loaded = True
-        self.replan()
+        if self._running:
+            self._wanted = True  # `run` builds it, after the cool-down of a slow build
+            self._kick.set()
+        else:
+            self.replan()
 
     def _carry_over(self, snapshot: CatalogSnapshot) -> CatalogSnapshot:
         now = self._clock()
@@ -180,24 +198,39 @@ class Planner:
         return replace(snapshot, reports=MappingProxyType({**missing, **snapshot.reports}))
 
     def replan(self) -> None:
-        if not self.loaded:
-            return  # keep answering SERVFAIL until the first snapshot
-        now = self._clock()
-        plan = self._builder.build(self.snapshot, now, self._serial)
+        """Build a plan of the current snapshot now, in this thread."""
+        if self.loaded:  # until the first snapshot, keep answering SERVFAIL
+            self._publish(*self._build())
+
+    def _build(self) -> tuple[CatalogSnapshot, ZonePlan, float]:
+        with self._building:
+            snapshot, now = self.snapshot, self._clock()
+            started = time.perf_counter()
+            plan = self._builder.build(snapshot, now, self._serial)
+            took = time.perf_counter() - started
+        return snapshot, plan, took
+
+    def _publish(self, snapshot: CatalogSnapshot, plan: ZonePlan, took: float) -> None:
+        self.builds += 1
+        self.build_seconds += took
+        # Backpressure: after a slow build the next waits as long again, so planning
+        # takes at most half the CPU however fast the catalog changes, and changes
+        # that arrive meanwhile share one build.
+        self._cool_until = time.perf_counter() + (took if took >= SLOW_BUILD_SECONDS else 0.0)
         if plan.view == self.plan.view:
             # Same records: keep the old view object so the DNS answer cache survives.
             plan = ZonePlan(self.plan.view, plan.services)
         else:
-            self._serial = max(self._serial + 1, int(now)) % 2**32 or 1
+            self._serial = max(self._serial + 1, int(self._clock())) % 2**32 or 1
             view = plan.view
             plan = ZonePlan(
                 replace(view, soa=replace(view.soa, serial=self._serial)), plan.services
             )
         self.plan = plan
-        self._replan.set()
-        if self.on_plan is not None and self.loaded:  # never decide on the empty start plan
+        self._kick.set()
+        if self.on_plan is not None:
             try:
-                self.on_plan(self.snapshot, plan)
+                self.on_plan(snapshot, plan)
             except Exception:
                 log.exception("on_plan callback failed")
 
@@ -211,13 +244,31 @@ class Planner:
         return min([MAX_REPLAN_DELAY, *deadlines])
 
     async def run(self) -> None:
-        """Re-plan when a report turns stale even if nothing else changes."""
-        while True:
-            self._replan.clear()
-            with contextlib.suppress(TimeoutError):
-                await wait_event(self._replan, max(0.05, self._next_stale_in()))
-            if not self._replan.is_set():
-                self.replan()
+        """Build plans in a worker thread: for each new snapshot (after the cool-down of
+        a slow build), and when a report turns stale even if nothing else changes."""
+        self._running = True
+        # A thread of its own: a build must not queue behind credential loads.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="planner")
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                self._kick.clear()
+                if self._wanted:
+                    delay = self._cool_until - time.perf_counter()
+                else:
+                    delay = max(0.05, self._next_stale_in())
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await wait_event(self._kick, delay)
+                    if self._kick.is_set():
+                        continue  # a new snapshot or a build meanwhile: look again
+                if not self.loaded:
+                    continue
+                self._wanted = False
+                self._publish(*await loop.run_in_executor(executor, self._build))
+        finally:
+            self._running = False
+            executor.shutdown(wait=False)
 
 
 class HubState:
@@ -308,9 +359,18 @@ def build_collectors(
                 checks=checks,
                 recorder=recorder,
                 last_known=last_known,
+                signal_interval=settings.collect.signal_interval,
+                start_delay=start_offset(cluster.name, len(settings.clusters)),
             )
         )
     return collectors
+
+
+def start_offset(cluster: str, clusters: int) -> float:
+    """When a cluster's collector starts, in seconds: a fleet starts at most
+    `STARTS_PER_SECOND` clusters a second, each at a fixed place (from its name)."""
+    spread = clusters / STARTS_PER_SECOND
+    return spread * (zlib.crc32(cluster.encode()) % 1000) / 1000
 
 
 class _Collecting:

@@ -266,6 +266,7 @@ class RedisCatalog:
     reconnected when the PING goes unanswered as long. `resync_after`: read every
     report again at least this often (by `clock`), which catches edits made
     behind the catalog's back (`redis-cli HDEL`) that announce nothing.
+    `max_in_flight`: calls beyond this many at once wait their turn.
     """
 
     def __init__(
@@ -279,6 +280,7 @@ class RedisCatalog:
         resubscribe_min: float = 0.1,
         resubscribe_max: float = 5.0,
         resync_after: float = 60.0,
+        max_in_flight: int = 32,
         owns_client: bool = False,
     ) -> None:
         if ttl is not None and ttl <= 0:
@@ -301,11 +303,16 @@ class RedisCatalog:
         """The version `_entries` is whole at; None: read everything next time."""
         self._resync_after = resync_after
         self._whole_at = -math.inf
+        self._listeners = 0
+        """Live subscriptions: while one listens, every change is on its way to `_heard`."""
         self._announced: dict[int, tuple[str, ...]] = {}
         """Versions heard on the subscription since then, and the clusters they touched."""
         self._skipped: Mapping[str, str] = MappingProxyType({})
         self.reads = ReadCounts()
         self._reading = asyncio.Lock()
+        # A thousand collectors writing at once would exhaust redis-py's connection
+        # pool (100 by default), which fails calls rather than queueing them.
+        self._in_flight = asyncio.Semaphore(max_in_flight)
         self._closing: asyncio.Future[None] | None = None
         self._closed = False
 
@@ -343,13 +350,18 @@ class RedisCatalog:
         """Entries the last snapshot skipped: cluster field -> why it did not decode."""
         return self._skipped
 
-    async def _call(self, what: str, operation: Awaitable[_T]) -> _T:
+    async def _call(
+        self, what: str, operation: Callable[[], Awaitable[_T]], *, queue: bool = True
+    ) -> _T:
+        """Run one Redis operation; `queue=False` skips the line of writers (reads,
+        which are one at a time already, must not wait behind a thousand writes)."""
         if self._closed:
-            if asyncio.iscoroutine(operation):
-                operation.close()
             raise CatalogUnavailable("catalog is closed")
         try:
-            return await operation
+            if not queue:
+                return await operation()
+            async with self._in_flight:
+                return await operation()
         except REDIS_ERRORS as error:
             raise CatalogUnavailable(f"redis {what} failed: {error}") from error
 
@@ -362,7 +374,7 @@ class RedisCatalog:
         keys = self.keys
         await self._call(
             "put",
-            self._put(
+            lambda: self._put(
                 keys=[keys.reports, keys.version, keys.expiry, keys.seen],
                 args=[
                     report.cluster,
@@ -379,7 +391,7 @@ class RedisCatalog:
         keys = self.keys
         written = await self._call(
             "heartbeat",
-            self._heartbeat(
+            lambda: self._heartbeat(
                 keys=[keys.reports, keys.seen, keys.expiry],
                 args=[cluster, repr(observed_at), self._deadline(self._clock())],
             ),
@@ -390,7 +402,7 @@ class RedisCatalog:
         keys = self.keys
         await self._call(
             "remove",
-            self._remove(
+            lambda: self._remove(
                 keys=[keys.reports, keys.version, keys.expiry, keys.seen],
                 args=[cluster, keys.channel, self._publish],
             ),
@@ -400,7 +412,7 @@ class RedisCatalog:
         keys = self.keys
         version = await self._call(
             "override",
-            self._override(
+            lambda: self._override(
                 keys=[keys.overrides, keys.version],
                 args=[field, payload, keys.channel, self._publish],
             ),
@@ -454,20 +466,12 @@ class RedisCatalog:
         )
 
     @staticmethod
-    def _changed_since(base: int | None, heard: Mapping[int, tuple[str, ...]]) -> list[str] | None:
-        """The clusters touched after version `base`; None: read everything."""
-        if base is None:
-            return None
-        return sorted(
-            {c for version, clusters in heard.items() if version > base for c in clusters}
-        )
-
-    @staticmethod
-    def _complete(base: int, version: int, heard: Mapping[int, object]) -> bool:
-        """Whether every version after `base` up to `version` was heard (and none went back)."""
-        if version < base or version - base > len(heard):
-            return False
-        return all(v in heard for v in range(base + 1, version + 1))
+    def _heard_through(base: int, heard: Mapping[int, object]) -> int | None:
+        """The newest version heard after `base` with none missing in between (`base`
+        if none was heard); None when some version in between was not heard."""
+        newer = [v for v in heard if v > base]
+        top = max(newer, default=base)
+        return top if len(newer) == top - base else None
 
     async def snapshot(self) -> CatalogSnapshot:
         async with self._reading:  # one read at a time, so an older one never lands last
@@ -475,16 +479,29 @@ class RedisCatalog:
             if self._clock() - self._whole_at >= self._resync_after:
                 base = None
             heard = dict(self._announced)  # what the subscription said before this read
-            changed = self._changed_since(base, heard)
-            read = await self._call("snapshot", self._read(changed))
-            if base is not None and not self._complete(base, read.version, heard):
-                self.reads.whole_after_gap += 1
-                read = await self._call("snapshot", self._read(None))
-            self._apply(read)
-            self._announced = {v: c for v, c in self._announced.items() if v > read.version}
-            return self._snapshot(read)
+            top = None if base is None else self._heard_through(base, heard)
+            if base is None or top is None:
+                read = await self._read_whole()
+            else:
+                touched = {c for v, cs in heard.items() if base < v <= top for c in cs}
+                read = await self._call(
+                    "snapshot", lambda: self._read(sorted(touched)), queue=False
+                )
+                # Versions after `top` are on their way on the subscription (it keeps
+                # their order); without one listening, or if the counter went back (an
+                # emptied Redis), nothing will bring them: read everything.
+                if read.version < top or (read.version > top and not self._listeners):
+                    self.reads.whole_after_gap += 1
+                    read = await self._read_whole()
+            version = self._apply(read, top)
+            self._announced = {v: c for v, c in self._announced.items() if v > version}
+            return self._snapshot(read, version)
 
-    def _apply(self, read: _Read) -> None:
+    async def _read_whole(self) -> _Read:
+        return await self._call("snapshot", lambda: self._read(None), queue=False)
+
+    def _apply(self, read: _Read, top: int | None) -> int:
+        """Fold a read into the entries; the version they are now whole at."""
         if read.whole:
             self.reads.whole += 1
             self._whole_at = self._clock()
@@ -501,7 +518,8 @@ class RedisCatalog:
                 entries[cluster] = self._decode(cluster, payload)
                 self.reads.decoded += 1
         self._entries = {c: e for c, e in entries.items() if e is not None}
-        self._entries_version = read.version
+        self._entries_version = read.version if read.whole or top is None else top
+        return self._entries_version
 
     @staticmethod
     def _decode(cluster: str, payload: bytes | str) -> _Entry:
@@ -515,7 +533,7 @@ class RedisCatalog:
             return _Entry(payload, None, str(error))
         return _Entry(payload, report)
 
-    def _snapshot(self, read: _Read) -> CatalogSnapshot:
+    def _snapshot(self, read: _Read, version: int) -> CatalogSnapshot:
         reports: dict[str, ClusterReport] = {}
         skipped: dict[str, str] = {}
         for cluster, entry in self._entries.items():
@@ -537,7 +555,7 @@ class RedisCatalog:
         self._note_skipped(skipped)
         return CatalogSnapshot(
             MappingProxyType(reports),
-            read.version,
+            version,
             drains=MappingProxyType(drains),
             alerts=MappingProxyType(alerts),
         )
@@ -583,6 +601,7 @@ class RedisCatalog:
         failed = False
         while not self._closed:
             subscription = Subscription(self._client, self.keys.channel)
+            live = False
             try:
                 # After a failure, re-read a cluster's slot map: the channel's slot
                 # may have a new master (a promoted replica).
@@ -604,6 +623,9 @@ class RedisCatalog:
                         delay = self._resubscribe_min
                         failed = False
                         self._entries_version = None  # changes may have gone unheard
+                        if not live:
+                            live = True
+                            self._listeners += 1
                         yield None
                     elif message["type"] == "message":
                         version = self._heard(message["data"])
@@ -614,6 +636,8 @@ class RedisCatalog:
                 if not self._closed:
                     log.warning("catalog subscription lost, retrying in %.1fs: %s", delay, error)
             finally:
+                if live:
+                    self._listeners -= 1
                 await subscription.aclose()
             await asyncio.wait([closing], timeout=delay)
             delay = min(delay * 2, self._resubscribe_max)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
-from mcobs.annotations import parse_options
+from mcobs.annotations import options_of
 from mcobs.catalog.store import CatalogStore, CatalogUnavailable
 from mcobs.collect.convert import (
     SlimService,
@@ -55,6 +56,10 @@ COALESCE_SECONDS = 0.05
 RETRY_AFTER_FAILURE = 1.0
 MIN_SWEEP_GAP = 0.25
 CREDENTIALS_RETRY = 30.0
+CONNECT_GRACE = 30.0
+"""How long the first sweep waits for credentials to load. A hub starting with a
+thousand clusters loads them one after another; sweeping before its credentials
+are ready would report a healthy cluster as unreachable."""
 
 
 AnyReflector = Reflector[SlimService] | Reflector[SlimSlice] | Reflector[bool]
@@ -102,6 +107,11 @@ class ClusterIdentity:
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
+def _asks_for_checks(service: ClusterService) -> bool:
+    options, _ = options_of(service.annotations)
+    return bool(options.probe or options.signals)
+
+
 class ClusterCollector:
     def __init__(
         self,
@@ -116,8 +126,17 @@ class ClusterCollector:
         checks: ServiceChecks = ServiceChecks(),
         recorder: SweepRecorder | None = None,
         last_known: Callable[[str], ClusterReport | None] | None = None,
+        signal_interval: float = 0.0,
+        start_delay: float = 0.0,
     ) -> None:
+        """`signal_interval`: read the cluster's Prometheus signals at most this often
+        while its health is settled (every sweep while it is not). `start_delay`:
+        wait this long before the first connection, so a thousand collectors
+        starting together do not all connect, list and sweep in the same second."""
         self.identity = identity
+        self._signal_interval = signal_interval
+        self._start_delay = start_delay
+        self._signals_read_at = -math.inf
         self._recorder: SweepRecorder = recorder or _NoRecorder()
         self._last_known = last_known
         self._checks = checks
@@ -165,6 +184,12 @@ class ClusterCollector:
             if not tracker.health.state.serves and not self._last_probe.reachable:
                 return True
         return False
+
+    def _signals_due(self) -> bool:
+        # Prometheus scrapes every 15-60 s: reading it every sweep mostly returns the
+        # same values, at a thousand clusters' cost.
+        waited = time.monotonic() - self._signals_read_at
+        return waited >= self._signal_interval or self._unsettled()
 
     def _probe_services_due(self) -> bool:
         return self._checks.session is not None or bool(self._checks.signals)
@@ -237,8 +262,9 @@ class ClusterCollector:
         return report
 
     async def _sweep(self) -> ClusterReport:
-        if self._signals is not None:
+        if self._signals is not None and self._signals_due():
             probe, self._last_signals = await asyncio.gather(self._probe(), self._signals.read())
+            self._signals_read_at = time.monotonic()
         else:
             probe = await self._probe()
         self._last_probe = probe
@@ -261,7 +287,7 @@ class ClusterCollector:
 
     async def _service_health(self, service: ClusterService) -> Health | None:
         """A service's raw health from its probe and signals; None when nothing checks it."""
-        options, _ = parse_options(service.annotations)
+        options, _ = options_of(service.annotations)
         down: list[str] = []
         degraded: list[str] = []
         info: list[str] = []
@@ -296,7 +322,7 @@ class ClusterCollector:
         return combine(down, degraded, info) if checked or info else None
 
     async def _check_services(self) -> None:
-        current = self.compose().services
+        current = [s for s in self.compose().services if _asks_for_checks(s)]
         raws = await asyncio.gather(*(self._service_health(s) for s in current))
         now = self._clock()
         trackers: dict[ServiceKey, Tracker] = {}
@@ -380,6 +406,7 @@ class ClusterCollector:
 
     async def run(self) -> None:
         """Collect until cancelled."""
+        await asyncio.sleep(self._start_delay)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._watch_loop())
             tasks.create_task(self._sweep_loop())
@@ -403,7 +430,7 @@ class ClusterCollector:
 
     async def _sweep_loop(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await wait_event(self._connect_tried, self._interval)
+            await wait_event(self._connect_tried, CONNECT_GRACE)
         while True:
             stop_if_cancelled()
             await self.sweep()

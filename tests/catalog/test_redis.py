@@ -302,3 +302,29 @@ async def test_the_watcher_follows_notifications_again_after_a_restart(
 )
 def test_change_messages_are_read_strictly(message: object, expected: object) -> None:
     assert announcement(message) == expected
+
+
+async def test_a_thousand_writers_at_once_queue_instead_of_failing(
+    redis_server: RedisServer,
+) -> None:
+    async with catalog(redis_server.url, "crowd") as store:
+        await asyncio.gather(*(store.put(report(f"c{n:04d}")) for n in range(1000)))
+        assert len((await store.snapshot()).reports) == 1000
+
+
+async def test_a_listening_reader_keeps_reading_only_changes_while_writes_go_on(
+    redis_server: RedisServer,
+) -> None:
+    url = redis_server.url
+    async with catalog(url, "busy") as writer, catalog(url, "busy") as reader:
+        for n in range(30):
+            await writer.put(report(f"c{n:02d}"))
+        async with CatalogWatcher(reader, poll_interval=0.05, min_interval=0.0) as watcher:
+            await asyncio.wait_for(watcher.wait_loaded(), 2)
+            whole = reader.reads.whole
+            for step in range(300):  # reads keep landing amid writes still in flight
+                await writer.put(report(f"c{step % 30:02d}", tag=str(step)))
+            await wait_until(lambda: watcher.current.reports["c29"] == report("c29", tag="299"), 3)
+            assert reader.reads.whole == whole and reader.reads.whole_after_gap == 0
+        async with catalog(url, "busy") as fresh:
+            assert (await fresh.snapshot()).reports == (await reader.snapshot()).reports

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from mcobs.collect.kubeapi import Expired, KubeApi, new_session
 from mcobs.collect.prom import PrometheusSignals, SignalQuery
 from mcobs.collect.reflector import Reflector
 from mcobs.health import HealthPolicy, Hysteresis, SignalBounds
-from mcobs.model import HealthState, ServiceKey
+from mcobs.model import HealthState, ServiceKey, Signal
 from mcobs.sim.cluster import ServiceSpec
 from mcobs.sim.fleet import SimFleet
 
@@ -282,6 +282,83 @@ async def test_a_quiet_cluster_is_written_as_a_heartbeat_not_every_sweep(
         await store.remove("eu-west")  # lost (e.g. Redis restarted empty): the next
         await until(lambda: CountingCatalog.puts == puts + 2, 2.0)  # heartbeat writes it whole
         assert "eu-west" in (await store.snapshot()).reports
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_first_sweep_waits_for_slow_credentials_instead_of_reporting_unreachable(
+    fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    api = await kube_api(fleet, tmp_path, session)
+
+    async def slow_connect() -> KubeApi:
+        await asyncio.sleep(0.6)  # a hub loading a thousand clusters' credentials
+        return api
+
+    store = MemoryCatalog()
+    collector = ClusterCollector(
+        identity=ClusterIdentity("eu-west", "europe-west"),
+        connect=slow_connect,
+        signals=None,
+        store=store,
+        policy=HealthPolicy(),
+        interval=0.1,
+    )
+    task = asyncio.create_task(collector.run())
+    try:
+        await until(lambda: collector.last_report is not None, 5.0)
+        first = store_report(collector)
+        assert first.probe.reachable, first.probe.error
+        assert first.health.state.serves
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class CountingSignals:
+    """A Prometheus that always says the same, and counts how often it is asked."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+        self.reads = 0
+
+    async def read(self) -> tuple[Signal, ...]:
+        self.reads += 1
+        return (Signal("targets_up", self.value),)
+
+    async def read_queries(self, queries: Sequence[SignalQuery]) -> tuple[Signal, ...]:
+        return ()
+
+
+async def test_signals_are_read_every_signal_interval_not_every_sweep(
+    fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    api = await kube_api(fleet, tmp_path, session)
+
+    async def connect() -> KubeApi:
+        return api
+
+    signals = CountingSignals(1.0)
+    policy = HealthPolicy(
+        hysteresis=Hysteresis(down_after=2, up_after=1, min_down_seconds=0),
+        signals={"targets_up": SignalBounds(healthy_min=0.9, down_min=0.5)},
+    )
+    collector = ClusterCollector(
+        identity=ClusterIdentity("eu-west", "europe-west"),
+        connect=connect,
+        signals=signals,
+        store=MemoryCatalog(),
+        policy=policy,
+        interval=0.1,
+        signal_interval=60.0,
+    )
+    task = asyncio.create_task(collector.run())
+    try:
+        await until(lambda: collector.last_report is not None)
+        await asyncio.sleep(1.0)  # about 4 sweeps (0.25 s apart at least)
+        assert store_report(collector).health.state is HealthState.HEALTHY
+        assert signals.reads <= 2  # the first sweeps, while health was still settling
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

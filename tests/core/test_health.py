@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mcobs.health import (
     HealthPolicy,
     Hysteresis,
@@ -65,7 +67,9 @@ def test_nodes_readyz_and_latency() -> None:
     slow = ApiProbe(reachable=True, latency_s=2.5, readyz_ok=False, nodes_ready=3, nodes_total=3)
     health = observe(slow, [], POLICY)
     assert health.state is HealthState.DEGRADED and health.score == 0.4
-    assert health.reasons == ("apiserver /readyz is failing", "API latency 2.50s > 1s")
+    assert health.reasons == ("apiserver /readyz is failing", "API slower than 1s")
+    slower = observe(replace(slow, latency_s=2.7), [], POLICY)
+    assert slower == health  # the same judgement is the same health: no catalog change
 
 
 def test_one_bad_observation_does_not_take_a_cluster_down() -> None:

@@ -99,3 +99,41 @@ def test_before_the_first_snapshot_every_name_fails_rather_than_not_existing() -
     assert WEB in planner.plan.view.servfail
     planner.on_snapshot(EMPTY_SNAPSHOT)  # an empty catalog is an answer: NXDOMAIN from here
     assert WEB not in planner.plan.view.servfail and planner.plan.view.lookup(WEB) is None
+
+
+async def test_slow_builds_run_off_the_event_loop_and_a_stream_of_changes_shares_them() -> None:
+    import asyncio
+    import time
+    from typing import Any
+
+    planner = Planner(POLICY, Clock(1005.0))
+    build = planner._builder.build
+
+    def slow_build(*args: Any) -> Any:
+        time.sleep(0.2)  # a thousand clusters' worth of planning
+        return build(*args)
+
+    planner._builder.build = slow_build  # type: ignore[method-assign]
+    runner = asyncio.create_task(planner.run())
+    await asyncio.sleep(0)
+    try:
+        planner.on_snapshot(two_clusters(1))
+        longest_stall, last = 0.0, time.monotonic()
+        while planner.builds < 1:  # the loop keeps turning while the plan is built
+            await asyncio.sleep(0.005)
+            longest_stall, last = max(longest_stall, time.monotonic() - last), time.monotonic()
+        assert longest_stall < 0.1
+        for n in range(2, 12):  # ten changes within the cool-down of that slow build
+            planner.on_snapshot(two_clusters(n, observed_at=1000.0 + n))
+            await asyncio.sleep(0.003)
+        assert planner.builds == 1  # deferred, not dropped ...
+        deadline = time.monotonic() + 3
+        while planner.builds < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)
+        assert planner.builds == 2  # ... and they all shared one build
+        assert planner.plan.view.lookup(WEB) is not None
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)

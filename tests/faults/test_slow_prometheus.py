@@ -78,7 +78,7 @@ async def test_trickling_prometheus_servers_do_not_stall_the_other_clusters(
         # Every cluster reports: the trickling ones with their signal unavailable ...
         assert set(clusters) == set(fleet.names), summary
         for name, cluster in clusters.items():
-            assert cluster["age_seconds"] < 4, summary
+            assert cluster["age_seconds"] < STALE_AFTER - 1, summary  # never near stale
             if name not in HEALTHY:
                 assert cluster["signals"][0]["error"] == "timed out", cluster["signals"]
         # ... and the others are healthy and still follow their clusters within seconds.
