@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 
 MAX_REPLAN_DELAY = 5.0
 SLOW_BUILD_SECONDS = 0.05
+STOP_ROUND_SECONDS = 1.0
 HTTP_SHUTDOWN_SECONDS = 2.0
 PROMETHEUS_THREADS = 8
 STARTS_PER_SECOND = 100
@@ -638,9 +639,15 @@ class Hub:
             self._stopped.set()
 
     async def _cancel_tasks(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for collector in self.collectors:
+            collector.close()  # a lost cancellation must not hold the stop
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=STOP_ROUND_SECONDS)
+            if pending:
+                log.warning("%d task(s) still stopping; cancelling again", len(pending))
         self._tasks.clear()
 
     def stop(self) -> None:

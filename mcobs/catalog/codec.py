@@ -16,6 +16,7 @@ the schema it knows, so upgrade the readers before (or with) the writers.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import math
@@ -374,15 +375,23 @@ def _port(r: _Reader, value: object, path: str) -> ServicePort:
     )
 
 
+@functools.lru_cache(maxsize=65536)
+def _canonical_ip(text: str) -> str | None:
+    """The canonical spelling of an IP address, None if it is not one. Cached: a
+    thousand clusters' reports are read again and again with the same addresses."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
 def _addresses(r: _Reader, d: Mapping[str, object], path: str) -> tuple[str, ...]:
     addresses = r.strings(d, "addresses", path)
     for i, address in enumerate(addresses):
-        try:
-            canonical = str(ipaddress.ip_address(address))
-        except ValueError:
+        canonical = _canonical_ip(address)
+        if canonical is None:
             r.fail(_at(_at(path, "addresses"), i), f"{address!r} is not an IP address")
-            continue
-        if canonical != address:
+        elif canonical != address:
             r.fail(_at(_at(path, "addresses"), i), f"{address!r} is not canonical ({canonical})")
     return addresses
 

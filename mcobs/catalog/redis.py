@@ -16,16 +16,17 @@ changes. A collector whose cluster did not change writes a heartbeat (one
 field of `seen`), which bumps no version and wakes no reader; readers fold
 the heartbeats into `observed_at` at their next reload. A real change is
 announced with the clusters it touched, so a reader that heard every
-version since its last reload reads back only those reports (HMGET) and
-decodes only them; a reader that missed a version (a lost subscription, a
-reader that does not subscribe, a Redis that restarted) reads everything.
+version since its last reload reads back only those reports (one MULTI/EXEC:
+HMGET plus the version, heartbeats, expiries and overrides) and decodes only
+them. A reader that missed a version (a lost subscription, a reader that does
+not subscribe, a Redis that restarted) reads everything, as it does every
+`resync_after` seconds: the names in that MULTI/EXEC, then the reports in
+chunks of `WHOLE_READ_CHUNK`, decoding only those whose bytes changed.
 
 Every key carries the hash tag `{catalog}`, so on Redis Cluster the whole
 catalog lives in one hash slot: `put` and `remove` stay single Lua scripts
 (write + INCR + PUBLISH, atomic, so no reader sees half a report or a report
-without its version), and `snapshot` stays one MULTI/EXEC (HGETALL + GET +
-ZRANGEBYSCORE), a consistent view in one round trip. One hash rather than a
-key per cluster keeps the snapshot a single command over declared keys.
+without its version).
 
 Redis 7.0 has no per-field TTL, so the optional `ttl` is kept in the expiry
 zset: `snapshot` hides expired clusters and the next `put` deletes them.
@@ -48,6 +49,7 @@ reconnect, so that happens quickly. An entry that does not decode is skipped
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -75,6 +77,7 @@ from mcobs.redisconn import REDIS_ERRORS, AnyRedis, Subscription, connect, publi
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+WHOLE_READ_CHUNK = 100
 
 # KEYS: reports, version, expiry, seen.
 # ARGV: cluster, payload, now, deadline ("" = none), channel, PUBLISH or SPUBLISH.
@@ -434,11 +437,11 @@ class RedisCatalog:
     # -- reading ---------------------------------------------------------------
 
     async def _read(self, clusters: Sequence[str] | None) -> _Read:
-        """One MULTI/EXEC: every report (`clusters` None) or just those, plus the rest."""
+        """One MULTI/EXEC: those clusters' reports (None: the names of all), plus the rest."""
         keys = self.keys
         async with self._client.pipeline(transaction=True) as pipe:
             if clusters is None:
-                pipe.hgetall(keys.reports)
+                pipe.hkeys(keys.reports)
             elif clusters:
                 pipe.hmget(keys.reports, list(clusters))
             pipe.get(keys.version)
@@ -446,12 +449,11 @@ class RedisCatalog:
             pipe.hgetall(keys.seen)
             pipe.hgetall(keys.overrides)
             replies = await pipe.execute()
+        payloads: dict[str, bytes | str | None] = {}
         if clusters is None:
-            payloads = {_text(c): p for c, p in replies.pop(0).items()}
+            payloads = dict.fromkeys(map(_text, replies.pop(0)))
         elif clusters:
             payloads = dict(zip(clusters, replies.pop(0), strict=True))
-        else:
-            payloads = {}
         raw_version, raw_expired, raw_seen, overrides = replies
         version = 0 if raw_version is None else _version(raw_version)
         if version is None:
@@ -464,6 +466,25 @@ class RedisCatalog:
             overrides,
             whole=clusters is None,
         )
+
+    async def _hmget(self, clusters: list[str]) -> list[bytes | str | None]:
+        values: list[bytes | str | None] = await self._client.hmget(self.keys.reports, clusters)
+        return values
+
+    async def _read_whole(self) -> _Read:
+        """Every report: the names and the rest in one MULTI, then the reports in chunks,
+        so no single reply is large enough to outlast the reply timeout (1,000 clusters
+        are some 13 MB). A report rewritten meanwhile is announced and read again."""
+        read = await self._call("snapshot", lambda: self._read(None), queue=False)
+        names = list(read.payloads)
+        payloads: dict[str, bytes | str | None] = {}
+        for start in range(0, len(names), WHOLE_READ_CHUNK):
+            chunk = names[start : start + WHOLE_READ_CHUNK]
+            values = await self._call(
+                "snapshot", functools.partial(self._hmget, chunk), queue=False
+            )
+            payloads.update(zip(chunk, values, strict=True))
+        return replace(read, payloads=payloads)
 
     @staticmethod
     def _heard_through(base: int, heard: Mapping[int, object]) -> int | None:
@@ -496,9 +517,6 @@ class RedisCatalog:
             version = self._apply(read, top)
             self._announced = {v: c for v, c in self._announced.items() if v > version}
             return self._snapshot(read, version)
-
-    async def _read_whole(self) -> _Read:
-        return await self._call("snapshot", lambda: self._read(None), queue=False)
 
     def _apply(self, read: _Read, top: int | None) -> int:
         """Fold a read into the entries; the version they are now whole at."""

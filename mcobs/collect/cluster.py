@@ -137,6 +137,8 @@ class ClusterCollector:
         self._signal_interval = signal_interval
         self._start_delay = start_delay
         self._signals_read_at = -math.inf
+        self._closed = False
+        self._task: asyncio.Task[Any] | None = None
         self._recorder: SweepRecorder = recorder or _NoRecorder()
         self._last_known = last_known
         self._checks = checks
@@ -193,6 +195,27 @@ class ClusterCollector:
 
     def _probe_services_due(self) -> bool:
         return self._checks.session is not None or bool(self._checks.signals)
+
+    def close(self) -> None:
+        """Stop at the next turn of every loop, even if a cancellation is lost.
+
+        A hub stopping a thousand collectors cancels thousands of tasks; under
+        Python 3.11 a cancellation that meets a time limit can vanish (see
+        `mcobs.waiting`), and one lost cancellation would hold the stop forever.
+        """
+        self._closed = True
+        for reflector in (self._services, self._slices, self._nodes):
+            if reflector is not None:
+                reflector.close()
+        self._sweep_now.set()
+        self._dirty.set()
+        if self._task is not None:
+            self._task.cancel()
+
+    def _stop_if_closed(self) -> None:
+        if self._closed:
+            raise asyncio.CancelledError
+        stop_if_cancelled()
 
     def republish(self) -> None:
         """Write the current report again soon (the catalog lost it)."""
@@ -270,6 +293,8 @@ class ClusterCollector:
         self._last_probe = probe
         if self._probe_services_due():
             await self._check_services()
+        if self._tracker is None:
+            self._tracker = self._known_tracker()
         before = self._tracker.health.state if self._tracker else None
         raw = observe(probe, self._last_signals, self._policy)
         self._tracker = track(self._tracker, raw, self._clock(), self._policy.hysteresis)
@@ -331,6 +356,17 @@ class ClusterCollector:
                 previous = self._service_trackers.get(service.key)
                 trackers[service.key] = track(previous, raw, now, self._policy.hysteresis)
         self._service_trackers = trackers
+
+    def _known_tracker(self) -> Tracker | None:
+        """The catalog's word on a cluster that served, as the start of its history.
+
+        A hub that restarts, or a replica that takes a cluster over, then needs
+        `down_after` bad sweeps to take it down, as the previous collector did,
+        rather than one slow first sweep."""
+        known = self._last_known(self.identity.name) if self._last_known else None
+        if known is None or not known.health.state.serves:
+            return None
+        return Tracker(known.health, since=self._clock())
 
     def _exported(self) -> tuple[ClusterService, ...]:
         """This cluster's exported services; until both lists have succeeded once, the
@@ -405,7 +441,8 @@ class ClusterCollector:
     # -- loops ---------------------------------------------------------------
 
     async def run(self) -> None:
-        """Collect until cancelled."""
+        """Collect until cancelled or closed."""
+        self._task = asyncio.current_task()
         await asyncio.sleep(self._start_delay)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._watch_loop())
@@ -414,6 +451,7 @@ class ClusterCollector:
 
     async def _watch_loop(self) -> None:
         while True:
+            self._stop_if_closed()
             try:
                 self._api = await self._connect()
             except CredentialsError as error:
@@ -432,7 +470,7 @@ class ClusterCollector:
         with contextlib.suppress(TimeoutError):
             await wait_event(self._connect_tried, CONNECT_GRACE)
         while True:
-            stop_if_cancelled()
+            self._stop_if_closed()
             await self.sweep()
             delay = RETRY_AFTER_FAILURE if self._unsettled() else self._interval
             with contextlib.suppress(TimeoutError):
@@ -442,7 +480,7 @@ class ClusterCollector:
 
     async def _publish_loop(self) -> None:
         while True:
-            stop_if_cancelled()
+            self._stop_if_closed()
             await self._dirty.wait()
             await asyncio.sleep(COALESCE_SECONDS)
             self._dirty.clear()

@@ -51,6 +51,19 @@ class Reflector(Generic[T]):
         """A list has succeeded since start: `items` is this cluster's, not just empty."""
         self.rejected = 0
         """Objects dropped because they could not be converted."""
+        self._closed = False
+        self._task: asyncio.Task[Any] | None = None
+
+    def close(self) -> None:
+        """Stop now, or at the next turn of the loop if the cancellation is lost."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def _stop_if_closed(self) -> None:
+        if self._closed:
+            raise asyncio.CancelledError
+        stop_if_cancelled()
 
     def _convert_or_none(self, obj: Any) -> tuple[tuple[str, str], T] | None:
         try:
@@ -99,14 +112,15 @@ class Reflector(Generic[T]):
         return str(version) if version else None
 
     async def run(self) -> None:
+        self._task = asyncio.current_task()
         backoff = BACKOFF_START
         while True:
-            stop_if_cancelled()
+            self._stop_if_closed()
             try:
                 version = await self._list()
                 backoff = BACKOFF_START
                 while True:
-                    stop_if_cancelled()
+                    self._stop_if_closed()
                     async for event in self._api.watch(self._path, version, WATCH_SECONDS):
                         version = self._apply(event) or version
             except Expired:

@@ -10,6 +10,7 @@ async with fleet:
 add_sim_routes(app, fleet)                # control API under /api/v1/sim/
 """
 
+from mcobs.sim.churn import Churn
 from mcobs.sim.cluster import ServiceSpec, SimCluster
 from mcobs.sim.control import add_sim_routes, sim_routes
 from mcobs.sim.errors import SimError, SimNotFound
@@ -19,6 +20,7 @@ from mcobs.sim.kubeapi import WatchSettings
 from mcobs.sim.state import Port
 
 __all__ = [
+    "Churn",
     "Mode",
     "Port",
     "ServiceSpec",

@@ -11,6 +11,7 @@
     POST   /api/v1/sim/clusters/{cluster}/prometheus   {"expr": "...", "value": 0.2|null}
                                                        or {"expr": "...", "unpin": true}
                                                        or {"series": [{"name", "labels", "value"}]}
+    GET    /api/v1/sim/churn                                      the churn, if one runs
 
 Bad input gets 400 (404 for an unknown cluster, service or node) with
 `{"error": "...", "reasons": [...]}` naming every problem; the state is unchanged.
@@ -24,6 +25,7 @@ from typing import Any, TypeGuard
 
 from aiohttp import web
 
+from mcobs.sim.churn import Churn
 from mcobs.sim.cluster import ServiceSpec, SimCluster
 from mcobs.sim.errors import SimError, SimNotFound
 from mcobs.sim.fleet import SimFleet
@@ -177,8 +179,8 @@ def _service_state(cluster: SimCluster, namespace: str, name: str) -> dict[str, 
     return {"cluster": cluster.name, "namespace": namespace, "name": name, "deleted": True}
 
 
-def sim_routes(fleet: SimFleet) -> list[web.RouteDef]:
-    """The control API's routes, with their handlers bound to `fleet`."""
+def sim_routes(fleet: SimFleet, churn: Churn | None = None) -> list[web.RouteDef]:
+    """The control API's routes, with their handlers bound to `fleet` (and `churn`)."""
 
     async def list_clusters(request: web.Request) -> web.Response:
         return web.json_response({"clusters": fleet.describe()})
@@ -251,7 +253,7 @@ def sim_routes(fleet: SimFleet) -> list[web.RouteDef]:
 
     base = f"{PREFIX}/clusters"
     svc = f"{base}/{{cluster}}/services/{{namespace}}/{{name}}"
-    return [
+    routes = [
         web.get(base, _guarded(list_clusters)),
         web.get(f"{base}/{{cluster}}", _guarded(get_cluster)),
         web.post(f"{base}/{{cluster}}/outage", _guarded(outage)),
@@ -262,6 +264,16 @@ def sim_routes(fleet: SimFleet) -> list[web.RouteDef]:
         web.post(f"{base}/{{cluster}}/nodes/{{node}}/ready", _guarded(node_ready)),
         web.post(f"{base}/{{cluster}}/prometheus", _guarded(prometheus)),
     ]
+    if churn is not None:
+        routes.append(web.get(f"{PREFIX}/churn", _churn_handler(churn)))
+    return routes
+
+
+def _churn_handler(churn: Churn) -> Handler:
+    async def describe(request: web.Request) -> web.Response:
+        return web.json_response(churn.describe())
+
+    return describe
 
 
 def _parse_prometheus(body: dict[str, Any]) -> Callable[[SimCluster], None]:
@@ -347,6 +359,6 @@ def _parse_series(items: Any, changes: list[Callable[[SimCluster], None]]) -> li
     return reasons
 
 
-def add_sim_routes(app: web.Application, fleet: SimFleet) -> None:
-    """Mount the control API of `fleet` under `/api/v1/sim/` of the hub's `app`."""
-    app.router.add_routes(sim_routes(fleet))
+def add_sim_routes(app: web.Application, fleet: SimFleet, churn: Churn | None = None) -> None:
+    """Mount the control API of `fleet` (and `churn`) under `/api/v1/sim/` of `app`."""
+    app.router.add_routes(sim_routes(fleet, churn))

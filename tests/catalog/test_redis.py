@@ -328,3 +328,16 @@ async def test_a_listening_reader_keeps_reading_only_changes_while_writes_go_on(
             assert reader.reads.whole == whole and reader.reads.whole_after_gap == 0
         async with catalog(url, "busy") as fresh:
             assert (await fresh.snapshot()).reports == (await reader.snapshot()).reports
+
+
+async def test_reading_everything_asks_for_reports_in_bounded_chunks(
+    redis_server: RedisServer, raw: Redis
+) -> None:
+    async with catalog(redis_server.url, "chunks") as store:
+        for n in range(250):
+            await store.put(report(f"c{n:03d}"))
+        await raw.config_resetstat()
+        assert len((await store.snapshot()).reports) == 250
+        stats = await raw.info("commandstats")
+        assert "cmdstat_hgetall" not in stats or stats["cmdstat_hgetall"]["calls"] <= 2
+        assert stats["cmdstat_hmget"]["calls"] == 3  # 100 + 100 + 50 reports

@@ -362,3 +362,85 @@ async def test_signals_are_read_every_signal_interval_not_every_sweep(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_closed_collector_stops_even_without_a_cancellation(
+    fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    api = await kube_api(fleet, tmp_path, session)
+
+    async def connect() -> KubeApi:
+        return api
+
+    collector = ClusterCollector(
+        identity=ClusterIdentity("eu-west", "europe-west"),
+        connect=connect,
+        signals=None,
+        store=MemoryCatalog(),
+        policy=HealthPolicy(),
+        interval=0.1,
+    )
+    task = asyncio.create_task(collector.run())
+    try:
+        await until(lambda: collector.last_report is not None)
+        collector.close()  # the hub's own cancellation may be lost (Python 3.11 timeouts)
+        await asyncio.wait([task], timeout=2.0)
+        assert task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_new_collector_continues_the_catalogs_healthy_history(
+    fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    """A restarted hub, or a replica taking a cluster over, whose first sweep fails
+    does not take down a cluster the catalog knows as healthy: that needs
+    `down_after` bad sweeps, as it did for the previous collector."""
+    api = await kube_api(fleet, tmp_path, session)
+    store = MemoryCatalog()
+    first = ClusterCollector(
+        identity=ClusterIdentity("eu-west", "europe-west"),
+        connect=lambda: _return(api),
+        signals=None,
+        store=store,
+        policy=HealthPolicy(),
+        interval=0.1,
+    )
+    task = asyncio.create_task(first.run())
+    await until(lambda: first.last_report is not None)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    known = store_report(first)
+    assert known.health.state is HealthState.HEALTHY
+
+    await fleet.outage("eu-west")
+    reports: list[Any] = []
+
+    class Recording(MemoryCatalog):
+        async def put(self, report: Any) -> None:
+            reports.append(report)
+            await super().put(report)
+
+    second = ClusterCollector(
+        identity=ClusterIdentity("eu-west", "europe-west"),
+        connect=lambda: _return(api),
+        signals=None,
+        store=Recording(),
+        policy=HealthPolicy(hysteresis=Hysteresis(down_after=2, up_after=1)),
+        interval=0.3,
+        last_known=lambda name: known if name == "eu-west" else None,
+    )
+    task = asyncio.create_task(second.run())
+    try:
+        await until(lambda: any(r.health.state is HealthState.DOWN for r in reports), 6.0)
+        assert reports[0].health.state is HealthState.HEALTHY, reports[0].health
+        assert "1 of 2 bad observations" in " ".join(reports[0].health.reasons)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await fleet.recover("eu-west")
+
+
+async def _return(api: KubeApi) -> KubeApi:
+    return api
