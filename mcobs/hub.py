@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
-import threading
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -72,6 +72,7 @@ STOP_ROUND_SECONDS = 1.0
 HTTP_SHUTDOWN_SECONDS = 2.0
 PROMETHEUS_THREADS = 8
 STARTS_PER_SECOND = 100
+PROBES_IN_FLIGHT = 64
 
 
 def zone_policy(settings: Settings) -> ZonePolicy:
@@ -149,9 +150,11 @@ class Planner:
     planner's own, growing with every change of the records, never with the
     catalog's version counter (which restarts with an empty Redis).
 
-    While `run` runs, plans are built in a worker thread, so a slow build (a
-    cluster-wide change over a thousand clusters) does not stall DNS answers on
-    the event loop; otherwise (tools, tests) `on_snapshot` builds at once.
+    While `run` runs, it builds the plans, spacing slow builds (see `_publish`);
+    otherwise (tools, tests) `on_snapshot` builds at once. Builds stay on the
+    event loop: in a thread, a build holding the GIL would make every socket
+    call of the loop wait for it in turn, which stalls an I/O-heavy loop far
+    longer than the build itself.
     """
 
     def __init__(self, policy: ZonePolicy, clock: Callable[[], float]) -> None:
@@ -162,7 +165,6 @@ class Planner:
         self.snapshot: CatalogSnapshot = EMPTY_SNAPSHOT
         self._serial = max(1, int(clock()) % 2**32)
         self._builder = ZoneBuilder(policy)
-        self._building = threading.Lock()  # one build at a time: the builder keeps state
         empty = self._builder.build(EMPTY_SNAPSHOT, clock(), self._serial).view
         self.plan = ZonePlan(ZoneView.not_loaded(empty.origin, empty.soa, empty.nameservers))
         self.loaded = False
@@ -204,12 +206,10 @@ class Planner:
             self._publish(*self._build())
 
     def _build(self) -> tuple[CatalogSnapshot, ZonePlan, float]:
-        with self._building:
-            snapshot, now = self.snapshot, self._clock()
-            started = time.perf_counter()
-            plan = self._builder.build(snapshot, now, self._serial)
-            took = time.perf_counter() - started
-        return snapshot, plan, took
+        snapshot, now = self.snapshot, self._clock()
+        started = time.perf_counter()
+        plan = self._builder.build(snapshot, now, self._serial)
+        return snapshot, plan, time.perf_counter() - started
 
     def _publish(self, snapshot: CatalogSnapshot, plan: ZonePlan, took: float) -> None:
         self.builds += 1
@@ -245,12 +245,9 @@ class Planner:
         return min([MAX_REPLAN_DELAY, *deadlines])
 
     async def run(self) -> None:
-        """Build plans in a worker thread: for each new snapshot (after the cool-down of
-        a slow build), and when a report turns stale even if nothing else changes."""
+        """Build plans: for each new snapshot (after the cool-down of a slow build), and
+        when a report turns stale even if nothing else changes."""
         self._running = True
-        # A thread of its own: a build must not queue behind credential loads.
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="planner")
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 self._kick.clear()
@@ -266,10 +263,9 @@ class Planner:
                 if not self.loaded:
                     continue
                 self._wanted = False
-                self._publish(*await loop.run_in_executor(executor, self._build))
+                self._publish(*self._build())
         finally:
             self._running = False
-            executor.shutdown(wait=False)
 
 
 class HubState:
@@ -319,6 +315,7 @@ def build_collectors(
     on_close: list[Callable[[], None]],
     recorder: SweepRecorder | None = None,
     last_known: Callable[[str], ClusterReport | None] | None = None,
+    probe_slots: asyncio.Semaphore | None = None,
 ) -> list[ClusterCollector]:
     """One collector per configured cluster; cleanups for their clients go to `on_close`."""
     policy = health_policy(settings)
@@ -362,6 +359,7 @@ def build_collectors(
                 last_known=last_known,
                 signal_interval=settings.collect.signal_interval,
                 start_delay=start_offset(cluster.name, len(settings.clusters)),
+                probe_slots=probe_slots,
             )
         )
     return collectors
@@ -553,6 +551,7 @@ class Hub:
             session = new_session()
             stack.push_async_callback(session.close)
             executor = ThreadPoolExecutor(max_workers=PROMETHEUS_THREADS, thread_name_prefix="prom")
+            probe_slots = asyncio.Semaphore(PROBES_IN_FLIGHT)
             stack.callback(executor.shutdown, wait=False, cancel_futures=True)
             if self.shard is None:
                 closers: list[Callable[[], None]] = []
@@ -565,6 +564,7 @@ class Hub:
                     closers,
                     self.metrics.collectors,
                     self._last_known,
+                    probe_slots,
                 )
                 for close in closers:
                     stack.callback(close)
@@ -589,8 +589,11 @@ class Hub:
                         closers,
                         self.metrics.collectors,
                         self._last_known,
+                        probe_slots,
                     )
-                    return _Collecting(built[0], closers)
+                    # Once another replica collects it, this one's series would mislead.
+                    forget = functools.partial(self.metrics.collectors.forget, name)
+                    return _Collecting(built[0], [*closers, forget])
 
                 self._owned = OwnedTasks(start)
                 self.shard.on_change = self._owned.update

@@ -25,8 +25,9 @@ async def wait_event(event: asyncio.Event, seconds: float) -> None:
         raise TimeoutError
 
 
-def stop_if_cancelled() -> None:
-    """Raise CancelledError when the current task was asked to stop.
+def stop_if_cancelled(closed: bool = False) -> None:
+    """Raise CancelledError when the current task was asked to stop, or when
+    `closed` says its owner was closed (the stop that survives a lost cancellation).
 
     Python 3.11's timeouts (aiohttp's included) can turn a cancellation that
     coincides with a time limit into a TimeoutError, which a loop then handles
@@ -34,5 +35,5 @@ def stop_if_cancelled() -> None:
     once per round to stop anyway.
     """
     task = asyncio.current_task()
-    if task is not None and task.cancelling():
+    if closed or (task is not None and task.cancelling()):
         raise asyncio.CancelledError

@@ -128,11 +128,16 @@ class ClusterCollector:
         last_known: Callable[[str], ClusterReport | None] | None = None,
         signal_interval: float = 0.0,
         start_delay: float = 0.0,
+        probe_slots: asyncio.Semaphore | None = None,
     ) -> None:
         """`signal_interval`: read the cluster's Prometheus signals at most this often
         while its health is settled (every sweep while it is not). `start_delay`:
         wait this long before the first connection, so a thousand collectors
-        starting together do not all connect, list and sweep in the same second."""
+        starting together do not all connect, list and sweep in the same second.
+        `probe_slots`: shared by a hub's collectors, it bounds the `/readyz` probes in
+        flight, so a probe's time limit and latency count the cluster's answer, not
+        the wait behind a thousand other probes."""
+        self._probe_slots = probe_slots or contextlib.nullcontext()
         self.identity = identity
         self._signal_interval = signal_interval
         self._start_delay = start_delay
@@ -212,11 +217,6 @@ class ClusterCollector:
         if self._task is not None:
             self._task.cancel()
 
-    def _stop_if_closed(self) -> None:
-        if self._closed:
-            raise asyncio.CancelledError
-        stop_if_cancelled()
-
     def republish(self) -> None:
         """Write the current report again soon (the catalog lost it)."""
         if self.last_report is not None:
@@ -253,12 +253,13 @@ class ClusterCollector:
     async def _probe(self) -> ApiProbe:
         if self._api is None:
             return ApiProbe(reachable=False, error="not connected")
-        started = time.perf_counter()
-        try:
-            status, _ = await self._api.get_text("/readyz")
-        except (KubeError, aiohttp.ClientError, TimeoutError, OSError) as error:
-            return ApiProbe(reachable=False, error=describe(error))
-        latency = time.perf_counter() - started
+        async with self._probe_slots:
+            started = time.perf_counter()
+            try:
+                status, _ = await self._api.get_text("/readyz")
+            except (KubeError, aiohttp.ClientError, TimeoutError, OSError) as error:
+                return ApiProbe(reachable=False, error=describe(error))
+            latency = time.perf_counter() - started
         nodes = self._nodes
         ready = sum(nodes.items.values()) if nodes and nodes.synced else 0
         total = len(nodes.items) if nodes and nodes.synced else 0
@@ -451,7 +452,7 @@ class ClusterCollector:
 
     async def _watch_loop(self) -> None:
         while True:
-            self._stop_if_closed()
+            stop_if_cancelled(self._closed)
             try:
                 self._api = await self._connect()
             except CredentialsError as error:
@@ -470,7 +471,7 @@ class ClusterCollector:
         with contextlib.suppress(TimeoutError):
             await wait_event(self._connect_tried, CONNECT_GRACE)
         while True:
-            self._stop_if_closed()
+            stop_if_cancelled(self._closed)
             await self.sweep()
             delay = RETRY_AFTER_FAILURE if self._unsettled() else self._interval
             with contextlib.suppress(TimeoutError):
@@ -480,7 +481,7 @@ class ClusterCollector:
 
     async def _publish_loop(self) -> None:
         while True:
-            self._stop_if_closed()
+            stop_if_cancelled(self._closed)
             await self._dirty.wait()
             await asyncio.sleep(COALESCE_SECONDS)
             self._dirty.clear()

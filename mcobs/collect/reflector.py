@@ -60,11 +60,6 @@ class Reflector(Generic[T]):
         if self._task is not None:
             self._task.cancel()
 
-    def _stop_if_closed(self) -> None:
-        if self._closed:
-            raise asyncio.CancelledError
-        stop_if_cancelled()
-
     def _convert_or_none(self, obj: Any) -> tuple[tuple[str, str], T] | None:
         try:
             if not isinstance(obj, Mapping):
@@ -115,12 +110,12 @@ class Reflector(Generic[T]):
         self._task = asyncio.current_task()
         backoff = BACKOFF_START
         while True:
-            self._stop_if_closed()
+            stop_if_cancelled(self._closed)
             try:
                 version = await self._list()
                 backoff = BACKOFF_START
                 while True:
-                    self._stop_if_closed()
+                    stop_if_cancelled(self._closed)
                     async for event in self._api.watch(self._path, version, WATCH_SECONDS):
                         version = self._apply(event) or version
             except Expired:

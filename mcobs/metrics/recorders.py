@@ -7,6 +7,8 @@ state. Time is passed in by the caller (its injected clock).
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mcobs.metrics.labels import BoundedLabel
@@ -115,8 +117,10 @@ class CollectorMetrics:
         self._errors.labels(cluster, self._kind(kind)).inc()
 
     def forget(self, cluster: str) -> None:
-        """Drop the per-cluster series of a cluster that left the configuration."""
-        self._last_sweep.remove(cluster)
+        """Drop the per-cluster series of a cluster this replica no longer collects
+        (it left the configuration, or another replica took it over)."""
+        with contextlib.suppress(KeyError):  # never swept here
+            self._last_sweep.remove(cluster)
         self._errors.remove_by_labels({"cluster": cluster})
 
 

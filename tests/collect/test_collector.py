@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -287,6 +288,33 @@ async def test_a_quiet_cluster_is_written_as_a_heartbeat_not_every_sweep(
         await asyncio.gather(task, return_exceptions=True)
 
 
+def eu_west(api: KubeApi, **options: Any) -> ClusterCollector:
+    """A collector of the simulated eu-west through `api`; `options` as ClusterCollector's."""
+    settings: dict[str, Any] = {
+        "connect": lambda: _return(api),
+        "signals": None,
+        "store": MemoryCatalog(),
+        "policy": HealthPolicy(),
+        "interval": 0.1,
+        **options,
+    }
+    return ClusterCollector(identity=ClusterIdentity("eu-west", "europe-west"), **settings)
+
+
+@contextlib.asynccontextmanager
+async def running(collector: ClusterCollector) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(collector.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _return(api: KubeApi) -> KubeApi:
+    return api
+
+
 async def test_the_first_sweep_waits_for_slow_credentials_instead_of_reporting_unreachable(
     fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession
 ) -> None:
@@ -296,24 +324,12 @@ async def test_the_first_sweep_waits_for_slow_credentials_instead_of_reporting_u
         await asyncio.sleep(0.6)  # a hub loading a thousand clusters' credentials
         return api
 
-    store = MemoryCatalog()
-    collector = ClusterCollector(
-        identity=ClusterIdentity("eu-west", "europe-west"),
-        connect=slow_connect,
-        signals=None,
-        store=store,
-        policy=HealthPolicy(),
-        interval=0.1,
-    )
-    task = asyncio.create_task(collector.run())
-    try:
+    collector = eu_west(api, connect=slow_connect)
+    async with running(collector):
         await until(lambda: collector.last_report is not None, 5.0)
         first = store_report(collector)
         assert first.probe.reachable, first.probe.error
         assert first.health.state.serves
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 class CountingSignals:
@@ -334,61 +350,29 @@ class CountingSignals:
 async def test_signals_are_read_every_signal_interval_not_every_sweep(
     fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession
 ) -> None:
-    api = await kube_api(fleet, tmp_path, session)
-
-    async def connect() -> KubeApi:
-        return api
-
     signals = CountingSignals(1.0)
     policy = HealthPolicy(
         hysteresis=Hysteresis(down_after=2, up_after=1, min_down_seconds=0),
         signals={"targets_up": SignalBounds(healthy_min=0.9, down_min=0.5)},
     )
-    collector = ClusterCollector(
-        identity=ClusterIdentity("eu-west", "europe-west"),
-        connect=connect,
-        signals=signals,
-        store=MemoryCatalog(),
-        policy=policy,
-        interval=0.1,
-        signal_interval=60.0,
-    )
-    task = asyncio.create_task(collector.run())
-    try:
+    api = await kube_api(fleet, tmp_path, session)
+    collector = eu_west(api, signals=signals, policy=policy, signal_interval=60.0)
+    async with running(collector):
         await until(lambda: collector.last_report is not None)
         await asyncio.sleep(1.0)  # about 4 sweeps (0.25 s apart at least)
         assert store_report(collector).health.state is HealthState.HEALTHY
         assert signals.reads <= 2  # the first sweeps, while health was still settling
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_closed_collector_stops_even_without_a_cancellation(
     fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession
 ) -> None:
-    api = await kube_api(fleet, tmp_path, session)
-
-    async def connect() -> KubeApi:
-        return api
-
-    collector = ClusterCollector(
-        identity=ClusterIdentity("eu-west", "europe-west"),
-        connect=connect,
-        signals=None,
-        store=MemoryCatalog(),
-        policy=HealthPolicy(),
-        interval=0.1,
-    )
-    task = asyncio.create_task(collector.run())
-    try:
+    collector = eu_west(await kube_api(fleet, tmp_path, session))
+    async with running(collector) as task:
         await until(lambda: collector.last_report is not None)
         collector.close()  # the hub's own cancellation may be lost (Python 3.11 timeouts)
         await asyncio.wait([task], timeout=2.0)
         assert task.done()
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_new_collector_continues_the_catalogs_healthy_history(
@@ -398,19 +382,9 @@ async def test_a_new_collector_continues_the_catalogs_healthy_history(
     does not take down a cluster the catalog knows as healthy: that needs
     `down_after` bad sweeps, as it did for the previous collector."""
     api = await kube_api(fleet, tmp_path, session)
-    store = MemoryCatalog()
-    first = ClusterCollector(
-        identity=ClusterIdentity("eu-west", "europe-west"),
-        connect=lambda: _return(api),
-        signals=None,
-        store=store,
-        policy=HealthPolicy(),
-        interval=0.1,
-    )
-    task = asyncio.create_task(first.run())
-    await until(lambda: first.last_report is not None)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    first = eu_west(api)
+    async with running(first):
+        await until(lambda: first.last_report is not None)
     known = store_report(first)
     assert known.health.state is HealthState.HEALTHY
 
@@ -422,25 +396,33 @@ async def test_a_new_collector_continues_the_catalogs_healthy_history(
             reports.append(report)
             await super().put(report)
 
-    second = ClusterCollector(
-        identity=ClusterIdentity("eu-west", "europe-west"),
-        connect=lambda: _return(api),
-        signals=None,
+    second = eu_west(
+        api,
         store=Recording(),
         policy=HealthPolicy(hysteresis=Hysteresis(down_after=2, up_after=1)),
         interval=0.3,
         last_known=lambda name: known if name == "eu-west" else None,
     )
-    task = asyncio.create_task(second.run())
     try:
-        await until(lambda: any(r.health.state is HealthState.DOWN for r in reports), 6.0)
-        assert reports[0].health.state is HealthState.HEALTHY, reports[0].health
-        assert "1 of 2 bad observations" in " ".join(reports[0].health.reasons)
+        async with running(second):
+            await until(lambda: any(r.health.state is HealthState.DOWN for r in reports), 6.0)
+            assert reports[0].health.state is HealthState.HEALTHY, reports[0].health
+            assert "1 of 2 bad observations" in " ".join(reports[0].health.reasons)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         await fleet.recover("eu-west")
 
 
-async def _return(api: KubeApi) -> KubeApi:
-    return api
+async def test_waiting_for_a_probe_slot_counts_neither_as_latency_nor_against_the_timeout(
+    fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    slots = asyncio.Semaphore(1)
+    await slots.acquire()  # a thousand other probes are ahead
+    collector = eu_west(await kube_api(fleet, tmp_path, session), probe_slots=slots)
+    async with running(collector):  # each request has a 2 s time limit
+        await asyncio.sleep(2.5)
+        assert collector.last_report is None  # the first sweep is still waiting its turn
+        slots.release()
+        await until(lambda: collector.last_report is not None, 5.0)
+        probe = store_report(collector).probe
+        assert probe.reachable, probe.error
+        assert probe.latency_s is not None and probe.latency_s < 1.0

@@ -278,6 +278,7 @@ async def test_recorders(client: TestClient, metrics: Metrics) -> None:  # type:
     assert value(samples, "mcobs_catalog_update_lag_seconds_bucket", le="1.0") == 2
 
     metrics.collectors.forget("us-east")
+    metrics.collectors.forget("never-swept-here")  # a cluster handed over before a sweep
     samples = await scrape(client)
     assert ("mcobs_collector_last_sweep_seconds", (("cluster", "us-east"),)) not in samples
     assert not [k for k in samples if ("cluster", "us-east") in k[1] and "errors" in k[0]]

@@ -175,3 +175,47 @@ async def test_replicas_share_the_clusters_and_answers_stay_whole_through_handov
         await reader.close()
         await session.close()
         executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def test_a_hub_drops_the_series_of_clusters_it_hands_over(
+    fleet: SimFleet, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Once another replica collects a cluster, this one's sweep series would mislead."""
+    settings = demo_settings(fleet, fleet.write_kubeconfig(tmp_path / "kubeconfig"), 0, 0)
+    prefix = f"forget{time.monotonic_ns()}"
+    names = list(fleet.names)
+    store = RedisCatalog.from_url(redis_server.url, prefix=prefix)
+    clients = [connect(redis_server.url), connect(redis_server.url)]
+    mine = ShardManager(clients[0], "mine", names, ttl=TTL, prefix=prefix)
+    other = ShardManager(clients[1], "other", names, ttl=TTL, prefix=prefix)
+    joined: asyncio.Task[None] | None = None
+
+    def swept(hub: Hub) -> set[str]:
+        return {
+            c
+            for c in names
+            if hub.registry.get_sample_value("mcobs_collector_last_sweep_seconds", {"cluster": c})
+            is not None
+        }
+
+    try:
+        async with Hub(settings, store, shard=mine) as hub:
+            for _ in range(150):
+                if swept(hub) == set(names):
+                    break
+                await asyncio.sleep(0.1)
+            assert swept(hub) == set(names)
+            joined = asyncio.create_task(other.run())
+            for _ in range(150):
+                if mine.owned and swept(hub) == set(mine.owned) and len(mine.owned) < len(names):
+                    break
+                await asyncio.sleep(0.1)
+            assert 0 < len(mine.owned) < len(names)
+            assert swept(hub) == set(mine.owned)
+    finally:
+        if joined is not None:
+            joined.cancel()
+            await asyncio.gather(joined, return_exceptions=True)
+        await store.close()
+        for client in clients:
+            await client.aclose()
