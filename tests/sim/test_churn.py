@@ -21,6 +21,7 @@ from mcobs.sim import Churn, SimCluster, SimFleet, add_sim_routes
 from mcobs.sim.__main__ import build_parser, make_churn
 from mcobs.sim.churn import Change, default_max_down
 from tests.sim.helpers import eventually
+from tests.sim.test_faults import _refused
 
 DETAIL = re.compile(r"^(?P<ns>[^/]+)/(?P<name>\S+) ready (?P<old>\d+)->(?P<new>\d+) of (\d+)$")
 
@@ -166,17 +167,6 @@ async def test_endpoint_changes_are_served_by_the_kubernetes_api(
         served = await _ready_counts(http, cluster)
         assert served == {name: expected[cluster.name, name] for name in ("web", "api")}
     assert sum(c.kube.resource_version - before[c.name] for c in fleet.clusters) == 12
-
-
-async def _refused(port: int | None) -> bool:
-    assert port is not None
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except ConnectionRefusedError:
-        return True
-    writer.close()
-    await writer.wait_closed()
-    return False
 
 
 async def test_an_outage_refuses_connections_and_ends_after_its_duration(
