@@ -386,6 +386,9 @@ class _Collecting:
             for close in self._closers:
                 close()
 
+    def close(self) -> None:
+        self.collector.close()
+
 
 class Hub:
     """Runs collectors, the catalog watcher, the planner, DNS and HTTP until stopped.

@@ -8,12 +8,14 @@
 `update(owned)` starts `start(name).run()` for every newly owned cluster and
 cancels the task of every cluster that moved away; it is synchronous (the
 manager calls it from its own task), so a helper task sees each cancelled one
-to its end and `stop()` waits for them all. The cancellation is repeated until
-the task ends: on Python 3.11 `asyncio.wait_for` swallows a cancellation that
-arrives just as the awaited thing completes, and a runner that shrugged one off
-would keep collecting a cluster another replica now owns. (Repeating does not
-reach a child of a `TaskGroup` inside the runner: asyncio cancels those once,
-so runners should wait with `asyncio.timeout`, not `wait_for`.) `start` should
+to its end and `stop()` waits for them all. A stopping runner is told twice:
+`close()` first, which its loops check at every turn, then a cancellation,
+repeated until the task ends. Both are needed: on Python 3.11 a cancellation
+that meets a time limit can vanish (`asyncio.wait_for`, aiohttp's timeouts),
+and repeating it does not reach the children of a `TaskGroup` inside the
+runner (asyncio cancels those once). A runner that shrugged it off would keep
+collecting a cluster another replica now owns, and `stop()` would never
+return. `start` should
 build a fresh runner each time: a cluster that comes back after a while must
 not resume from stale state. A runner that fails is logged and forgotten; its
 cluster is started again at the next `update` that still lists it.
@@ -41,6 +43,9 @@ async def cancel_until_done(task: asyncio.Task[None], every: float = RECANCEL_EV
 class Runner(Protocol):
     async def run(self) -> None: ...
 
+    def close(self) -> None:
+        """Stop at the next turn of every loop, even if a cancellation is lost."""
+
 
 R = TypeVar("R", bound=Runner)
 
@@ -59,10 +64,7 @@ class OwnedTasks(Generic[R]):
 
     def update(self, owned: frozenset[str]) -> None:
         for name in sorted(self._running.keys() - owned):
-            _, task = self._running.pop(name)
-            stopping = asyncio.create_task(cancel_until_done(task), name=f"stop {task.get_name()}")
-            self._stopping.add(stopping)
-            stopping.add_done_callback(self._stopping.discard)
+            self._stop_later(*self._running.pop(name))
             log.info("%s %s stopping: no longer owned here", self._kind, name)
         for name in sorted(owned):
             current = self._running.get(name)
@@ -76,14 +78,20 @@ class OwnedTasks(Generic[R]):
             task.add_done_callback(self._finished)
             self._running[name] = (runner, task)
 
+    def _stop_later(self, runner: R, task: asyncio.Task[None]) -> None:
+        runner.close()
+        stopping = asyncio.create_task(cancel_until_done(task), name=f"stop {task.get_name()}")
+        self._stopping.add(stopping)
+        stopping.add_done_callback(self._stopping.discard)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("%s stopped: %r", task.get_name(), task.exception())
 
     async def stop(self) -> None:
         """Cancel every task and wait for them."""
-        tasks = [task for _, task in self._running.values()]
+        for runner, task in self._running.values():
+            self._stop_later(runner, task)
         self._running.clear()
-        stopping = [*self._stopping, *(asyncio.create_task(cancel_until_done(t)) for t in tasks)]
-        await asyncio.gather(*stopping, return_exceptions=True)
+        await asyncio.gather(*self._stopping, return_exceptions=True)
         self._stopping.clear()

@@ -26,6 +26,9 @@ class Runner:
         finally:
             self.log.append(f"end {self.name}")
 
+    def close(self) -> None:
+        self.log.append(f"close {self.name}")
+
 
 async def test_tasks_follow_ownership_and_stop_waits_for_them() -> None:
     log: list[str] = []
@@ -50,6 +53,8 @@ async def test_tasks_follow_ownership_and_stop_waits_for_them() -> None:
     await tasks.stop()
     assert tasks.running == {}
     assert sorted(x for x in log if x.startswith("end")) == ["end a", "end a", "end b", "end c"]
+    closed = sorted(x for x in log if x.startswith("close"))
+    assert closed == ["close a", "close a", "close b", "close c"]
 
 
 async def test_a_failed_runner_is_logged_and_started_again_at_the_next_update(
@@ -91,3 +96,45 @@ async def test_a_swallowed_cancellation_is_repeated() -> None:
     assert task.cancelled() and swallowed == 1
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+class SwallowsInsideTaskGroup:
+    """A runner whose TaskGroup child loses its one cancellation, as aiohttp's timeouts
+    can on 3.11: only `close()` reaches it."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.turns = 0
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while not self.closed:
+            self.turns += 1
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.01)
+            task = asyncio.current_task()
+            while task is not None and task.uncancel():
+                pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_runner_that_loses_its_cancellations_still_stops_when_handed_over() -> None:
+    runner = SwallowsInsideTaskGroup()
+    tasks = OwnedTasks(lambda name: runner)
+    tasks.update(frozenset({"a"}))
+    await asyncio.sleep(0.05)
+    assert runner.turns > 0
+    tasks.update(frozenset())  # another replica owns "a" now
+    stopping = asyncio.create_task(tasks.stop())
+    done, _ = await asyncio.wait([stopping], timeout=2)
+    runner.close()  # lets the test end either way
+    await stopping
+    assert done, "the handed-over runner kept running"
+    turns = runner.turns
+    await asyncio.sleep(0.05)
+    assert runner.turns == turns and tasks.running == {}
