@@ -8,6 +8,7 @@ times out yields a signal without a value and the reason, never an exception.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import time
 from collections.abc import Sequence
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3
 from prometheus_api_client import PrometheusConnect
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from mcobs.model import Signal
@@ -78,6 +81,21 @@ class DeadlineSession(requests.Session):
         return response
 
 
+def _pool_options() -> dict[str, Any]:
+    """urllib3-future (grafana-client's niquests installs it in urllib3's place) starts a
+    thread per connection pool to watch idle connections: with a Prometheus per cluster,
+    a thousand threads. Plain urllib3 has neither the threads nor the option."""
+    parameters = inspect.signature(urllib3.HTTPConnectionPool.__init__).parameters
+    return {"background_watch_delay": None} if "background_watch_delay" in parameters else {}
+
+
+class ThreadlessAdapter(HTTPAdapter):
+    """requests' adapter without urllib3-future's per-pool watcher thread."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs, **_pool_options())
+
+
 class PrometheusSignals:
     def __init__(
         self, url: str, queries: Sequence[SignalQuery], timeout: float, executor: Executor
@@ -88,6 +106,7 @@ class PrometheusSignals:
         self._client = PrometheusConnect(
             url=url.rstrip("/"), session=self._session, retry=Retry(total=0), timeout=timeout
         )
+        self._session.mount(self._client.url, ThreadlessAdapter(max_retries=Retry(total=0)))
         self._queries = tuple(queries)
         self._timeout = timeout
         self._executor = executor

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -174,6 +175,24 @@ async def test_outage_marks_the_cluster_down_within_seconds_and_recovers(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_reading_many_prometheus_servers_starts_no_thread_per_server(
+    fleet: SimFleet, executor: Any
+) -> None:
+    """A thousand clusters must not mean a thousand idle-connection watcher threads."""
+    urls = set(fleet.prometheus_urls().values())
+    assert len(urls) == 2  # one connection pool each
+    before = threading.active_count()
+    many = [PrometheusSignals(url, [TARGETS_UP], 2.0, executor) for url in sorted(urls)]
+    try:
+        for signals in many:
+            (signal,) = await signals.read()
+            assert signal.value == 1.0
+        assert threading.active_count() <= before + 2  # at most the executor's two workers
+    finally:
+        for signals in many:
+            signals.close()
 
 
 async def test_prometheus_that_never_answers_times_out_into_a_reason(executor: Any) -> None:
