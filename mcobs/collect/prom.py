@@ -92,8 +92,10 @@ def _pool_options() -> dict[str, Any]:
 class ThreadlessAdapter(HTTPAdapter):
     """requests' adapter without urllib3-future's per-pool watcher thread."""
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs, **_pool_options())
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs, **_pool_options())
 
 
 class PrometheusSignals:
