@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TypeVar
@@ -346,12 +346,28 @@ class ZoneBuilder:
         self._built: dict[ServiceKey, _Built] = {}
         self._parts: dict[str, _ClusterPart] = {}
         self._members: dict[ServiceKey, dict[str, tuple[ClusterReport, ClusterService]]] = {}
+        self._unfinished: set[ServiceKey] = set()
+        """Services whose inputs changed and that are not planned again yet."""
 
     def build(self, snapshot: CatalogSnapshot, now: float, serial: int = 1) -> ZonePlan:
+        steps = self.build_steps(snapshot, now, serial)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                plan: ZonePlan = done.value
+                return plan
+
+    def build_steps(
+        self, snapshot: CatalogSnapshot, now: float, serial: int = 1
+    ) -> Generator[None, None, ZonePlan]:
+        """`build`, pausing after each service it plans again, so a caller on an event
+        loop can let other work run between them. Abandoning it part way is safe:
+        the services it had not finished are planned again by the next build."""
         drains = _by_scope(snapshot.drains.values())
         alerts = _by_scope(snapshot.alerts.values())
         overridden = {scope.cluster for scope in (*drains, *alerts)}
-        dirty: set[ServiceKey] = set()
+        dirty = self._unfinished
         parts: dict[str, _ClusterPart] = {}
         for name, report in snapshot.reports.items():
             health = effective_health(report, now, self.policy.stale_after)
@@ -370,11 +386,14 @@ class ZoneBuilder:
         for name in self._parts.keys() - parts.keys():
             self._track(name, self._parts[name], None, dirty)
         self._parts = parts
-        built = {k: b for k, b in self._built.items() if k not in dirty}
-        for key in dirty:
+        for key in sorted(dirty):
             if key in self._members:
-                built[key] = self._build_service(key, self._built.get(key))
-        self._built = {key: built[key] for key in sorted(built)}
+                self._built[key] = self._build_service(key, self._built.get(key))
+            else:
+                self._built.pop(key, None)
+            dirty.discard(key)
+            yield
+        self._built = {key: self._built[key] for key in sorted(self._built)}
         return self._assemble(self._built, serial)
 
     def _part(

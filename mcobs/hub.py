@@ -68,6 +68,9 @@ log = logging.getLogger(__name__)
 
 MAX_REPLAN_DELAY = 5.0
 SLOW_BUILD_SECONDS = 0.05
+BUILD_SLICE_SECONDS = 0.02
+"""A build gives the event loop a turn this often: planning a thousand clusters' changes
+takes seconds, and DNS, probes and Redis replies must not wait that long."""
 STOP_ROUND_SECONDS = 1.0
 HTTP_SHUTDOWN_SECONDS = 2.0
 PROMETHEUS_THREADS = 8
@@ -154,7 +157,8 @@ class Planner:
     otherwise (tools, tests) `on_snapshot` builds at once. Builds stay on the
     event loop: in a thread, a build holding the GIL would make every socket
     call of the loop wait for it in turn, which stalls an I/O-heavy loop far
-    longer than the build itself.
+    longer than the build itself. A long build pauses every
+    `BUILD_SLICE_SECONDS` instead, between two services.
     """
 
     def __init__(self, policy: ZonePolicy, clock: Callable[[], float]) -> None:
@@ -172,6 +176,7 @@ class Planner:
         self._kick = asyncio.Event()
         self._wanted = False
         self._cool_until = 0.0
+        self._building = False
         self.builds = 0
         self.build_seconds = 0.0
 
@@ -201,8 +206,12 @@ class Planner:
         return replace(snapshot, reports=MappingProxyType({**missing, **snapshot.reports}))
 
     def replan(self) -> None:
-        """Build a plan of the current snapshot now, in this thread."""
-        if self.loaded:  # until the first snapshot, keep answering SERVFAIL
+        """Build a plan of the current snapshot now (or, while `run` is part way through
+        a build, right after it)."""
+        if self._building:
+            self._wanted = True
+            self._kick.set()
+        elif self.loaded:  # until the first snapshot, keep answering SERVFAIL
             self._publish(*self._build())
 
     def _build(self) -> tuple[CatalogSnapshot, ZonePlan, float]:
@@ -210,6 +219,26 @@ class Planner:
         started = time.perf_counter()
         plan = self._builder.build(snapshot, now, self._serial)
         return snapshot, plan, time.perf_counter() - started
+
+    async def _build_in_slices(self) -> tuple[CatalogSnapshot, ZonePlan, float]:
+        """`_build`, letting the loop run every `BUILD_SLICE_SECONDS`; `took` counts
+        only the time spent building."""
+        snapshot, now = self.snapshot, self._clock()
+        steps = self._builder.build_steps(snapshot, now, self._serial)
+        took = 0.0
+        self._building = True
+        try:
+            while True:
+                started = time.perf_counter()
+                try:
+                    while time.perf_counter() - started < BUILD_SLICE_SECONDS:
+                        next(steps)
+                except StopIteration as done:
+                    return snapshot, done.value, took + time.perf_counter() - started
+                took += time.perf_counter() - started
+                await asyncio.sleep(0)
+        finally:
+            self._building = False
 
     def _publish(self, snapshot: CatalogSnapshot, plan: ZonePlan, took: float) -> None:
         self.builds += 1
@@ -263,7 +292,7 @@ class Planner:
                 if not self.loaded:
                     continue
                 self._wanted = False
-                self._publish(*self._build())
+                self._publish(*await self._build_in_slices())
         finally:
             self._running = False
 

@@ -1,5 +1,6 @@
 from mcobs.answer import ZonePolicy
-from mcobs.hub import Planner
+from mcobs.hub import BUILD_SLICE_SECONDS, Planner
+from mcobs.model import ServiceKey
 from mcobs.zone import Nameserver
 
 from .factories import report, service, snapshot
@@ -107,13 +108,13 @@ async def test_slow_builds_are_spaced_so_a_stream_of_changes_shares_them() -> No
     from typing import Any
 
     planner = Planner(POLICY, Clock(1005.0))
-    build = planner._builder.build
+    build_steps = planner._builder.build_steps
 
     def slow_build(*args: Any) -> Any:
         time.sleep(0.2)  # a thousand clusters' worth of planning
-        return build(*args)
+        return (yield from build_steps(*args))
 
-    planner._builder.build = slow_build  # type: ignore[method-assign]
+    planner._builder.build_steps = slow_build  # type: ignore[method-assign]
     runner = asyncio.create_task(planner.run())
     await asyncio.sleep(0)
     try:
@@ -136,3 +137,47 @@ async def test_slow_builds_are_spaced_so_a_stream_of_changes_shares_them() -> No
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_a_long_build_lets_the_event_loop_run_between_services() -> None:
+    """DNS replies, probes and Redis replies must not wait for a whole build."""
+    import asyncio
+
+    services = [ServiceKey("shop", f"s{n}") for n in range(40)]
+    many = snapshot(
+        *(
+            report(
+                f"c{c:03d}",
+                tuple(
+                    service(f"c{c:03d}", (f"10.0.{c}.{n}",), key=k) for n, k in enumerate(services)
+                ),
+            )
+            for c in range(150)
+        ),
+        version=1,
+    )
+    planner = Planner(POLICY, Clock(1005.0))
+    turns_during_build = 0
+
+    async def other_work() -> None:
+        nonlocal turns_during_build
+        while True:
+            turns_during_build += planner._building
+            await asyncio.sleep(0)
+
+    runner = asyncio.create_task(planner.run())
+    other = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    try:
+        planner.on_snapshot(many)
+        for _ in range(1000):
+            if planner.builds:
+                break
+            await asyncio.sleep(0.01)
+        assert planner.build_seconds > 5 * BUILD_SLICE_SECONDS  # a build worth slicing
+        assert turns_during_build >= 3
+        assert planner.plan.view.lookup("s7.shop.global.example.com.") is not None
+    finally:
+        for task in (runner, other):
+            task.cancel()
+        await asyncio.gather(runner, other, return_exceptions=True)

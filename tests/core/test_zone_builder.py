@@ -99,6 +99,11 @@ def test_an_incremental_build_equals_a_fresh_one_after_every_change() -> None:
     for step in range(400):
         now += rng.choice((0.0, 1.0, 7.0))  # reports turn stale, drains expire
         snap = mutate(snap, rng, now)
+        if rng.random() < 0.2:  # a build abandoned part way (its task was cancelled)
+            steps = builder.build_steps(snap, now)
+            for _ in range(rng.randrange(3)):
+                next(steps, None)
+            steps.close()
         incremental = builder.build(snap, now)
         fresh = build_zone(snap, POLICY, now)
         assert incremental.view == fresh.view, f"step {step}"
