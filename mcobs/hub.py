@@ -49,6 +49,7 @@ from mcobs.dnsserver.stats import StatsSnapshot
 from mcobs.geo import IPAddress, Locator, build_locator
 from mcobs.grafana.annotate import Annotator, grafana_annotator
 from mcobs.health import HealthPolicy, Hysteresis, SignalBounds
+from mcobs.looplag import LoopLag
 from mcobs.metrics import install_metrics, metrics_route
 from mcobs.model import EMPTY_SNAPSHOT, CatalogSnapshot, ClusterReport
 from mcobs.notify.api import webhook_routes
@@ -345,6 +346,7 @@ def build_collectors(
     recorder: SweepRecorder | None = None,
     last_known: Callable[[str], ClusterReport | None] | None = None,
     probe_slots: asyncio.Semaphore | None = None,
+    loop_lag: LoopLag | None = None,
 ) -> list[ClusterCollector]:
     """One collector per configured cluster; cleanups for their clients go to `on_close`."""
     policy = health_policy(settings)
@@ -389,6 +391,7 @@ def build_collectors(
                 signal_interval=settings.collect.signal_interval,
                 start_delay=start_offset(cluster.name, len(settings.clusters)),
                 probe_slots=probe_slots,
+                loop_lag=loop_lag,
             )
         )
     return collectors
@@ -579,6 +582,8 @@ class Hub:
             self._spawn(self.decider.run(), "decider")
             if self.planner.loaded:
                 self.planner.replan()  # a snapshot loaded before on_plan was set
+        loop_lag = LoopLag(on_tick=self.metrics.collectors.loop_late)
+        self._spawn(loop_lag.run(), "event loop lag")
         if self._collect:
             session = new_session()
             stack.push_async_callback(session.close)
@@ -597,6 +602,7 @@ class Hub:
                     self.metrics.collectors,
                     self._last_known,
                     probe_slots,
+                    loop_lag,
                 )
                 for close in closers:
                     stack.callback(close)
@@ -622,6 +628,7 @@ class Hub:
                         self.metrics.collectors,
                         self._last_known,
                         probe_slots,
+                        loop_lag,
                     )
                     # Once another replica collects it, this one's series would mislead.
                     forget = functools.partial(self.metrics.collectors.forget, name)

@@ -38,6 +38,7 @@ from mcobs.collect.probe import probe_service
 from mcobs.collect.prom import SignalQuery
 from mcobs.collect.reflector import Reflector
 from mcobs.health import HealthPolicy, Tracker, combine, judge_signals, observe, track
+from mcobs.looplag import LoopLag
 from mcobs.model import (
     UNKNOWN_HEALTH,
     ApiProbe,
@@ -60,6 +61,13 @@ CONNECT_GRACE = 30.0
 """How long the first sweep waits for credentials to load. A hub starting with a
 thousand clusters loads them one after another; sweeping before its credentials
 are ready would report a healthy cluster as unreachable."""
+BUSY_STALL = 0.25
+"""A probe during which the hub's event loop stalled this long (seconds) does not
+judge the cluster: a time limit that ran out, or a latency measured, then says
+more about the hub than about the cluster."""
+MAX_INCONCLUSIVE = 3
+"""After this many inconclusive probes since the API last answered, time-outs count
+again: a busy hub delays noticing an outage by a few seconds, it never hides one."""
 
 
 AnyReflector = Reflector[SlimService] | Reflector[SlimSlice] | Reflector[bool]
@@ -78,12 +86,17 @@ class SweepRecorder(Protocol):
 
     def error(self, cluster: str, kind: str) -> None: ...
 
+    def inconclusive(self, cluster: str) -> None: ...
+
 
 class _NoRecorder:
     def sweep(self, cluster: str, seconds: float) -> None:
         pass
 
     def error(self, cluster: str, kind: str) -> None:
+        pass
+
+    def inconclusive(self, cluster: str) -> None:
         pass
 
 
@@ -129,6 +142,7 @@ class ClusterCollector:
         signal_interval: float = 0.0,
         start_delay: float = 0.0,
         probe_slots: asyncio.Semaphore | None = None,
+        loop_lag: LoopLag | None = None,
     ) -> None:
         """`signal_interval`: read the cluster's Prometheus signals at most this often
         while its health is settled (every sweep while it is not). `start_delay`:
@@ -136,8 +150,11 @@ class ClusterCollector:
         starting together do not all connect, list and sweep in the same second.
         `probe_slots`: shared by a hub's collectors, it bounds the `/readyz` probes in
         flight, so a probe's time limit and latency count the cluster's answer, not
-        the wait behind a thousand other probes."""
+        the wait behind a thousand other probes. `loop_lag`: the hub's event loop
+        monitor; a probe during which the loop stalled is inconclusive (`BUSY_STALL`)."""
         self._probe_slots = probe_slots or contextlib.nullcontext()
+        self._loop_lag = loop_lag
+        self._inconclusive = 0
         self.identity = identity
         self._signal_interval = signal_interval
         self._start_delay = start_delay
@@ -196,7 +213,11 @@ class ClusterCollector:
         # Prometheus scrapes every 15-60 s: reading it every sweep mostly returns the
         # same values, at a thousand clusters' cost.
         waited = time.monotonic() - self._signals_read_at
-        return waited >= self._signal_interval or self._unsettled()
+        if waited >= self._signal_interval:
+            return True
+        # Between states every sweep's signals count, unless the API is unreachable:
+        # then the cluster is down whatever Prometheus says.
+        return self._unsettled() and self._last_probe.reachable
 
     def _probe_services_due(self) -> bool:
         return self._checks.session is not None or bool(self._checks.signals)
@@ -250,16 +271,28 @@ class ClusterCollector:
 
     # -- sweeps --------------------------------------------------------------
 
-    async def _probe(self) -> ApiProbe:
+    async def _probe(self) -> ApiProbe | None:
+        """The API's answer to `/readyz`; None when the hub was too busy to tell."""
         if self._api is None:
             return ApiProbe(reachable=False, error="not connected")
         async with self._probe_slots:
+            mark = self._loop_lag.mark() if self._loop_lag else 0.0
             started = time.perf_counter()
             try:
                 status, _ = await self._api.get_text("/readyz")
             except (KubeError, aiohttp.ClientError, TimeoutError, OSError) as error:
+                if (
+                    isinstance(error, TimeoutError)
+                    and self._inconclusive < MAX_INCONCLUSIVE
+                    and self._hub_stalled_since(mark)
+                ):
+                    self._inconclusive += 1
+                    return None
                 return ApiProbe(reachable=False, error=describe(error))
-            latency = time.perf_counter() - started
+            latency: float | None = time.perf_counter() - started
+            if self._hub_stalled_since(mark):
+                latency = self._last_probe.latency_s  # this one measured the hub
+        self._inconclusive = 0
         nodes = self._nodes
         ready = sum(nodes.items.values()) if nodes and nodes.synced else 0
         total = len(nodes.items) if nodes and nodes.synced else 0
@@ -270,6 +303,9 @@ class ClusterCollector:
             nodes_ready=ready,
             nodes_total=total,
         )
+
+    def _hub_stalled_since(self, mark: float) -> bool:
+        return self._loop_lag is not None and self._loop_lag.worst_since(mark) >= BUSY_STALL
 
     async def sweep(self) -> ClusterReport:
         """Probe, read signals, assess health, and report; returns the report."""
@@ -286,11 +322,15 @@ class ClusterCollector:
         return report
 
     async def _sweep(self) -> ClusterReport:
+        probe: ApiProbe | None
         if self._signals is not None and self._signals_due():
             probe, self._last_signals = await asyncio.gather(self._probe(), self._signals.read())
             self._signals_read_at = time.monotonic()
         else:
             probe = await self._probe()
+        if probe is None:  # the hub stalled during the probe: judge at the next sweep
+            self._recorder.inconclusive(self.identity.name)
+            return self.last_report or self.compose()
         self._last_probe = probe
         if self._probe_services_due():
             await self._check_services()
@@ -473,7 +513,8 @@ class ClusterCollector:
         while True:
             stop_if_cancelled(self._closed)
             await self.sweep()
-            delay = RETRY_AFTER_FAILURE if self._unsettled() else self._interval
+            soon = self._inconclusive or self._unsettled()
+            delay = RETRY_AFTER_FAILURE if soon else self._interval
             with contextlib.suppress(TimeoutError):
                 await wait_event(self._sweep_now, min(delay, self._interval))
             self._sweep_now.clear()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import ssl
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,23 @@ def _ssl_context(cfg: Any) -> ssl.SSLContext | None:
     return context
 
 
-@functools.lru_cache(maxsize=16)
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader where PyYAML was built with it: a fleet's kubeconfig can hold a
+thousand contexts, which the pure-Python loader takes seconds to read."""
+_parsing = threading.Lock()
+
+
 def _parsed(path: Path, mtime_ns: int) -> Any:
-    """A kubeconfig file, parsed once for all its contexts (a fleet's file can be large)."""
+    """A kubeconfig file, parsed once for all its contexts. Credentials load in worker
+    threads, many at once at start-up: the lock makes them wait for one parse."""
+    with _parsing:
+        return _parsed_once(path, mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_once(path: Path, mtime_ns: int) -> Any:
     with path.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=_SafeLoader)
 
 
 def load_credentials(

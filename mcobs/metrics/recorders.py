@@ -18,6 +18,7 @@ from mcobs.notify.event import Event
 
 SWEEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LOOP_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 COLLECTOR_ERROR_KINDS = frozenset({"api", "watch", "prometheus", "catalog", "credentials"})
 """Anything else counts as `other`."""
 DECISION_KINDS = (
@@ -105,6 +106,8 @@ class CollectorMetrics:
         self._sweeps = _histogram("mcobs_collector_sweep_seconds", registry, buckets)
         self._last_sweep = _gauge("mcobs_collector_last_sweep_seconds", registry)
         self._errors = _counter("mcobs_collector_errors_total", registry)
+        self._inconclusive = _counter("mcobs_collector_inconclusive_probes_total", registry)
+        self._loop_lag = _histogram("mcobs_event_loop_lag_seconds", registry, LOOP_LAG_BUCKETS)
         self._kind = BoundedLabel(COLLECTOR_ERROR_KINDS)
 
     def sweep(self, cluster: str, seconds: float) -> None:
@@ -115,6 +118,14 @@ class CollectorMetrics:
     def error(self, cluster: str, kind: str) -> None:
         """One error of `kind` (api, watch, prometheus, catalog, credentials) in `cluster`."""
         self._errors.labels(cluster, self._kind(kind)).inc()
+
+    def inconclusive(self, cluster: str) -> None:
+        """A probe of `cluster` judged nothing: the hub's event loop stalled meanwhile."""
+        self._inconclusive.inc()
+
+    def loop_late(self, seconds: float) -> None:
+        """The hub's event loop ran a timer `seconds` late (`mcobs.looplag`)."""
+        self._loop_lag.observe(seconds)
 
     def forget(self, cluster: str) -> None:
         """Drop the per-cluster series of a cluster this replica no longer collects

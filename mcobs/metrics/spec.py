@@ -283,6 +283,22 @@ SPECS: tuple[MetricSpec, ...] = (
         ("cluster", "kind"),
         "CollectorMetrics.error()",
     ),
+    MetricSpec(
+        "mcobs_collector_inconclusive_probes_total",
+        "counter",
+        "API probes that judged nothing because the hub's event loop stalled during them "
+        "(the cluster is probed again a second later).",
+        (),
+        "CollectorMetrics.inconclusive()",
+    ),
+    MetricSpec(
+        "mcobs_event_loop_lag_seconds",
+        "histogram",
+        "How late the hub's event loop ran a timer that fires every 0.1 s; long stalls "
+        "delay DNS replies and make probes inconclusive.",
+        (),
+        "CollectorMetrics.loop_late()",
+    ),
     # -- webhooks: registered by the webhook outbox (mcobs.notify.stats), listed here --------
     MetricSpec(
         "mcobs_webhook_deliveries_total",

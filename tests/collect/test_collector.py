@@ -72,6 +72,29 @@ def test_credentials_hide_the_token(fleet: SimFleet, tmp_path: Path) -> None:
         load_credentials(kubeconfig, "nowhere", False)
 
 
+def test_many_clusters_loading_credentials_at_once_parse_their_kubeconfig_once(
+    fleet: SimFleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub starting a thousand clusters loads their credentials in parallel threads."""
+    from mcobs.collect import credentials
+
+    kubeconfig = fleet.write_kubeconfig(tmp_path / "kubeconfig")
+    parses = []
+    real_load = credentials.yaml.load
+
+    def counted_load(*args: Any, **kwargs: Any) -> Any:
+        parses.append(1)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(credentials.yaml, "load", counted_load)
+    with ThreadPoolExecutor(8) as pool:
+        loaded = list(
+            pool.map(lambda c: load_credentials(kubeconfig, c, False), ["eu-west", "us-east"] * 8)
+        )
+    assert len(parses) == 1
+    assert len({c.server for c in loaded}) == 2  # each context its own server
+
+
 async def test_collector_reports_services_health_and_signals(
     fleet: SimFleet, tmp_path: Path, session: aiohttp.ClientSession, executor: Any
 ) -> None:
