@@ -14,8 +14,9 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from types import MappingProxyType
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from mcobs.annotations import ServiceOptions, options_of
 from mcobs.health import effective_health, with_overrides
@@ -29,6 +30,7 @@ from mcobs.model import (
     HealthState,
     Scope,
     ServiceKey,
+    ServicePort,
 )
 from mcobs.strategies import STRATEGIES, All, Candidate, Lineup, Picks, StrategyContext
 from mcobs.zone import NameRecords, Nameserver, Soa, SrvRecord, VariedRecords, ZoneView
@@ -116,20 +118,54 @@ class _Service:
 # -- options -----------------------------------------------------------------
 
 
-def _merge_options(
-    services: Sequence[tuple[ClusterReport, ClusterService]],
-) -> tuple[ServiceOptions, tuple[str, ...]]:
+class _Inputs(NamedTuple):
+    """What one cluster contributes to one service's plan: equal inputs, equal part."""
+
+    cluster: str
+    region: str
+    weight: float
+    priority: int
+    service: ClusterService
+    health: Health
+    """The cluster's health after staleness and overrides."""
+    own: Health
+    """The service's own health in this cluster, after overrides."""
+
+
+def _merge_options(members: Sequence[_Inputs]) -> tuple[ServiceOptions, tuple[str, ...]]:
     """One set of options for a service whose clusters may annotate it differently.
 
     The smallest TTL wins; for every other option the cluster first by
     (priority, name) wins, and a disagreement is reported.
     """
-    problems: list[str] = []
+    if members and _annotated_alike(members):
+        # The usual case: one parse, and nothing to disagree on.
+        options, found = options_of(members[0].service.annotations)
+        problems = [f"{m.cluster}: {p}" for m in _by_priority(members) for p in found]
+        merged, _ = _merged([(members[0].cluster, options)])
+        return merged, tuple(problems)
+    problems = []
     parsed: list[tuple[str, ServiceOptions]] = []
-    for report, service in sorted(services, key=lambda m: (m[0].priority, m[0].cluster)):
-        options, found = options_of(service.annotations)
-        parsed.append((report.cluster, options))
-        problems += [f"{report.cluster}: {p}" for p in (*found, *service.problems)]
+    for member in _by_priority(members):
+        options, found = options_of(member.service.annotations)
+        parsed.append((member.cluster, options))
+        problems += [f"{member.cluster}: {p}" for p in (*found, *member.service.problems)]
+    merged, disagreements = _merged(parsed)
+    return merged, (*problems, *disagreements)
+
+
+def _annotated_alike(members: Sequence[_Inputs]) -> bool:
+    first = members[0].service.annotations
+    return all(m.service.annotations == first and not m.service.problems for m in members)
+
+
+def _by_priority(members: Sequence[_Inputs]) -> list[_Inputs]:
+    return sorted(members, key=lambda m: (m.priority, m.cluster))
+
+
+def _merged(parsed: Sequence[tuple[str, ServiceOptions]]) -> tuple[ServiceOptions, list[str]]:
+    """Clusters' options (first by priority first) as one, and their disagreements."""
+    disagreements: list[str] = []
     ttls = [o.ttl for _, o in parsed if o.ttl is not None]
     merged: dict[str, object] = {"ttl": min(ttls) if ttls else None}
     for name in ("strategy", "max_answers", "failover_order", "min_healthy_percent", "last_resort"):
@@ -139,28 +175,23 @@ def _merge_options(
         cluster, value = values[0]
         merged[name] = value
         if any(v != value for _, v in values):
-            problems.append(f"clusters disagree on {name}; using {value!r} from {cluster}")
-    return ServiceOptions(**merged), tuple(problems)  # type: ignore[arg-type]
+            disagreements.append(f"clusters disagree on {name}; using {value!r} from {cluster}")
+    return ServiceOptions(**merged), disagreements  # type: ignore[arg-type]
 
 
 # -- eligibility ---------------------------------------------------------------
 
 
-def _exclusion(
-    service: ClusterService,
-    report: ClusterReport,
-    health: Health,
-    service_health: Health,
-    min_healthy_percent: float,
-) -> str | None:
+def _exclusion(member: _Inputs, min_healthy_percent: float) -> str | None:
     """Why a cluster cannot serve a service, or None when it can."""
+    health, service_health, service = member.health, member.own, member.service
     if not health.state.serves:
         why = "; ".join(health.reasons) or "no health observed"
         return f"cluster is {health.state.value}: {why}"
     if not service_health.state.serves:
         why = "; ".join(service_health.reasons) or "no health observed"
         return f"service is {service_health.state.value} in this cluster: {why}"
-    if report.weight <= 0:
+    if member.weight <= 0:
         return "cluster weight is 0"
     if not service.addresses and not service.hostnames:
         return "no load balancer address"
@@ -177,7 +208,122 @@ def _exclusion(
 
 
 def _with(choice: ClusterChoice, *, in_answer: bool, reason: str) -> ClusterChoice:
-    return replace(choice, in_answer=in_answer, reason=reason)
+    return ClusterChoice(
+        cluster=choice.cluster,
+        region=choice.region,
+        in_answer=in_answer,
+        reason=reason,
+        health=choice.health,
+        weight=choice.weight,
+        rank=choice.rank,
+        service=choice.service,
+    )
+
+
+def _rank_order(choice: ClusterChoice) -> tuple[bool, float, str]:
+    """Clusters in the answer first, then by rank (highest first), then by name."""
+    return (not choice.in_answer, -choice.rank, choice.cluster)
+
+
+class _Member:
+    """One cluster's part in one service's plan and records.
+
+    Kept by the ZoneBuilder while the cluster's inputs (and the service's
+    min-healthy-percent) stay the same, so a change in one cluster costs each
+    other member of the services it exports a lookup, not a plan.
+    """
+
+    __slots__ = (
+        "_noted",
+        "_pinned",
+        "_service_name",
+        "_srv",
+        "candidate",
+        "choice",
+        "inputs",
+        "min_percent",
+        "order",
+        "pinned_name",
+        "seed",
+        "srv_owners",
+    )
+
+    def __init__(self, inputs: _Inputs, min_percent: float, service_name: str) -> None:
+        excluded = _exclusion(inputs, min_percent)
+        health, service = inputs.health, inputs.service
+        rank = inputs.weight * health.score * inputs.own.score if excluded is None else 0.0
+        self.inputs = inputs
+        self.min_percent = min_percent
+        self.choice = ClusterChoice(  # before the strategy's note
+            cluster=inputs.cluster,
+            region=inputs.region,
+            in_answer=excluded is None,
+            reason=excluded
+            or (
+                f"{health.state.value}, {service.ready_endpoints} of "
+                f"{service.total_endpoints} endpoints ready, rank {rank:.3g}"
+            ),
+            health=health,
+            weight=inputs.weight,
+            rank=rank,
+            service=service,
+        )
+        self.order = _rank_order(self.choice)
+        self.candidate = Candidate(inputs.cluster, inputs.region, rank, inputs.priority)
+        self.seed = repr((inputs.cluster, rank))  # as the lineups' seed spells it
+        self.pinned_name = f"{inputs.cluster}.{service_name}"
+        self._service_name = service_name
+        self.srv_owners = tuple(
+            _srv_owner(port, service_name) for port in service.ports if port.name
+        )
+        self._noted: tuple[str | None, bool, ClusterChoice] | None = None
+        self._pinned: tuple[int, NameRecords | None] | None = None
+        self._srv: dict[str, tuple[SrvRecord, ...]] | None = None
+
+    def fits(self, inputs: _Inputs, min_percent: float) -> bool:
+        return (self.inputs is inputs or self.inputs == inputs) and self.min_percent == min_percent
+
+    def noted(self, picks: Picks) -> ClusterChoice:
+        """The choice with the strategy's note on this cluster, out of the answer if a standby."""
+        choice = self.choice
+        if not choice.in_answer:
+            return choice
+        note = picks.notes.get(choice.cluster)
+        standby = choice.cluster in picks.standby
+        if not note and not standby:
+            return choice
+        if self._noted is None or self._noted[:2] != (note, standby):
+            reason = f"{choice.reason}; {note}" if note else choice.reason
+            self._noted = (note, standby, _with(choice, in_answer=not standby, reason=reason))
+        return self._noted[2]
+
+    def pinned(self, ttl: int) -> NameRecords | None:
+        """The records of this cluster's own name under the service."""
+        if self._pinned is None or self._pinned[0] != ttl:
+            self._pinned = (ttl, _pinned_records(self.inputs.service, ttl))
+        return self._pinned[1]
+
+    def srv(self, owner: str) -> tuple[SrvRecord, ...]:
+        """This cluster's SRV records under `owner` (`_port._protocol.<service name>`)."""
+        if self._srv is None:
+            self._srv = self._srv_by_owner()
+        return self._srv.get(owner, ())
+
+    def _srv_by_owner(self) -> dict[str, tuple[SrvRecord, ...]]:
+        service = self.inputs.service
+        target = (
+            self.pinned_name
+            if service.addresses
+            else (service.hostnames[0] + "." if service.hostnames else None)
+        )
+        if not target:
+            return {}
+        weight = max(1, round(self.choice.rank * SRV_WEIGHT_SCALE))
+        records: dict[str, list[SrvRecord]] = defaultdict(list)
+        for port in service.ports:
+            owner = _srv_owner(port, self._service_name)
+            records[owner].append(SrvRecord(0, weight, port.port, target))
+        return {owner: tuple(found) for owner, found in records.items()}
 
 
 HEALTHY_SERVICE = Health(1.0, HealthState.HEALTHY)
@@ -185,76 +331,41 @@ HEALTHY_SERVICE = Health(1.0, HealthState.HEALTHY)
 
 def _plan_service(
     key: ServiceKey,
-    members: list[tuple[ClusterReport, ClusterService]],
-    health: Mapping[str, Health],
-    service_health: Mapping[tuple[str, ServiceKey], Health],
+    members: Iterable[_Member],
+    options: ServiceOptions,
+    problems: tuple[str, ...],
     policy: ZonePolicy,
 ) -> _Service:
-    options, problems = _merge_options(members)
     strategy = options.strategy or policy.strategy
-    min_percent = (
-        options.min_healthy_percent
-        if options.min_healthy_percent is not None
-        else policy.min_healthy_percent
-    )
-    choices: list[ClusterChoice] = []
-    for report, service in members:
-        cluster_health = health[report.cluster]
-        own = service_health[(report.cluster, key)]
-        excluded = _exclusion(service, report, cluster_health, own, min_percent)
-        rank = report.weight * cluster_health.score * own.score if excluded is None else 0.0
-        choices.append(
-            ClusterChoice(
-                cluster=report.cluster,
-                region=report.region,
-                in_answer=excluded is None,
-                reason=excluded
-                or (
-                    f"{cluster_health.state.value}, {service.ready_endpoints} of "
-                    f"{service.total_endpoints} endpoints ready, rank {rank:.3g}"
-                ),
-                health=cluster_health,
-                weight=report.weight,
-                rank=rank,
-                service=service,
-            )
-        )
-    choices.sort(key=lambda c: (not c.in_answer, -c.rank, c.cluster))
-    priorities = {r.cluster: r.priority for r, _ in members}
-    eligible = [c for c in choices if c.in_answer]
+    ranked = sorted(members, key=_by_order)
+    eligible = [m for m in ranked if m.choice.in_answer]
     last_resort_policy = options.last_resort or policy.last_resort
     picks: Picks | None
     if eligible:
         ctx = StrategyContext(
-            rng=random.Random(f"{policy.seed}/{key}/{[(c.cluster, c.rank) for c in eligible]}"),
+            rng=random.Random(f"{policy.seed}/{key}/[{', '.join(m.seed for m in eligible)}]"),
             lineups=policy.lineups,
             depth=options.max_answers or policy.max_answers or policy.weighted_depth,
             failover_order=options.failover_order,
             regions=policy.regions,
             distance=policy.distance,
         )
-        candidates = [
-            Candidate(c.cluster, c.region, c.rank, priorities[c.cluster]) for c in eligible
-        ]
-        picks = STRATEGIES[strategy].pick(candidates, ctx)
-        choices = [_annotate(c, picks) for c in choices]
-        choices.sort(key=lambda c: (not c.in_answer, -c.rank, c.cluster))
+        picks = STRATEGIES[strategy].pick([m.candidate for m in eligible], ctx)
+        choices = [m.noted(picks) for m in ranked]
+        if picks.standby:  # standbys leave the answer, so they sort after it
+            choices.sort(key=_rank_order)
     elif last_resort_policy == "serve-all":
-        choices = [
-            _with(c, in_answer=True, reason=f"last resort (no cluster can serve); {c.reason}")
-            if (c.service.addresses or c.service.hostnames) and c.weight > 0
-            else c
-            for c in choices
-        ]
+        choices = [_last_resort(m.choice) for m in ranked]
         picks = All().pick(
             [Candidate(c.cluster, c.region, 1.0) for c in choices if c.in_answer],
             StrategyContext(rng=random.Random(0)),
         )
     else:
+        choices = [m.choice for m in ranked]
         picks = None
     plan = ServicePlan(
         key=key,
-        name=f"{key.name}.{key.namespace}.{policy.origin}",
+        name=_service_name(key, policy),
         ttl=options.ttl if options.ttl is not None else policy.default_ttl,
         strategy=strategy,
         choices=tuple(choices),
@@ -266,14 +377,19 @@ def _plan_service(
     return _Service(plan, picks)
 
 
-def _annotate(choice: ClusterChoice, picks: Picks) -> ClusterChoice:
-    if not choice.in_answer:
-        return choice
-    note = picks.notes.get(choice.cluster)
-    reason = f"{choice.reason}; {note}" if note else choice.reason
-    if choice.cluster in picks.standby:
-        return replace(choice, in_answer=False, reason=reason)
-    return replace(choice, reason=reason) if note else choice
+_by_order = attrgetter("order")
+
+
+def _service_name(key: ServiceKey, policy: ZonePolicy) -> str:
+    return f"{key.name}.{key.namespace}.{policy.origin}"
+
+
+def _last_resort(choice: ClusterChoice) -> ClusterChoice:
+    """Into the answer when no cluster can serve, if it has an address to give."""
+    if (choice.service.addresses or choice.service.hostnames) and choice.weight > 0:
+        reason = f"last resort (no cluster can serve); {choice.reason}"
+        return _with(choice, in_answer=True, reason=reason)
+    return choice
 
 
 def plan_services(
@@ -307,7 +423,7 @@ def cluster_health(
 class _Built:
     """One service's plan and records, with the inputs they were built from."""
 
-    inputs: tuple[object, ...]
+    inputs: tuple[_Inputs, ...]
     service: _Service
     fixed: Mapping[str, NameRecords]
     varied: Mapping[str, VariedRecords]
@@ -322,9 +438,11 @@ class _ClusterPart:
     report: ClusterReport
     health: Health
     """The cluster's health after staleness and overrides."""
-    members: Mapping[ServiceKey, tuple[ClusterService, Health, tuple[object, ...]]]
-    """Per service: the cluster's view of it, its own health after overrides, and the
-    inputs this contributes to the service's plan."""
+    members: Mapping[ServiceKey, _Inputs]
+    """Per service: the inputs this cluster contributes to its plan."""
+    overridden: bool
+    """Built with drains or alerts applied (possibly to one service only): not
+    reusable once they are gone."""
 
 
 def _same_but_time(a: ClusterReport, b: ClusterReport) -> bool:
@@ -338,14 +456,18 @@ class ZoneBuilder:
     With a thousand clusters a catalog change touches one cluster: only that
     cluster's part is worked out again, only the services whose inputs it
     changed are planned again, and the other services keep their records
-    (and their objects, which keeps the DNS answer cache warm for them).
+    (and their objects, which keeps the DNS answer cache warm for them). A
+    service planned again reuses the part of every member whose inputs did not
+    change (`_Member`).
     """
 
     def __init__(self, policy: ZonePolicy) -> None:
         self.policy = policy
         self._built: dict[ServiceKey, _Built] = {}
         self._parts: dict[str, _ClusterPart] = {}
-        self._members: dict[ServiceKey, dict[str, tuple[ClusterReport, ClusterService]]] = {}
+        self._members: dict[ServiceKey, dict[str, _Inputs]] = {}
+        self._planned: dict[ServiceKey, dict[str, _Member]] = {}
+        """Per service, by cluster: each member's part as last planned."""
         self._unfinished: set[ServiceKey] = set()
         """Services whose inputs changed and that are not planned again yet."""
 
@@ -375,6 +497,7 @@ class ZoneBuilder:
             if (
                 name not in overridden
                 and previous is not None
+                and not previous.overridden
                 and previous.health == health
                 and _same_but_time(previous.report, report)
             ):
@@ -391,6 +514,7 @@ class ZoneBuilder:
                 self._built[key] = self._build_service(key, self._built.get(key))
             else:
                 self._built.pop(key, None)
+                self._planned.pop(key, None)
             dirty.discard(key)
             yield
         self._built = {key: self._built[key] for key in sorted(self._built)}
@@ -409,15 +533,16 @@ class ZoneBuilder:
         if name in overridden:
             scope = Scope(name)
             health = with_overrides(health, drains.get(scope, ()), alerts.get(scope, ()), now)
-        members: dict[ServiceKey, tuple[ClusterService, Health, tuple[object, ...]]] = {}
+        members: dict[ServiceKey, _Inputs] = {}
         for service in report.services:
             own = service.health or HEALTHY_SERVICE
             if name in overridden:
                 scope = Scope(name, service.key)
                 own = with_overrides(own, drains.get(scope, ()), alerts.get(scope, ()), now)
-            inputs = (name, report.region, report.weight, report.priority, service, health, own)
-            members[service.key] = (service, own, inputs)
-        return _ClusterPart(report, health, MappingProxyType(members))
+            members[service.key] = _Inputs(
+                name, report.region, report.weight, report.priority, service, health, own
+            )
+        return _ClusterPart(report, health, MappingProxyType(members), name in overridden)
 
     def _track(
         self,
@@ -435,23 +560,26 @@ class ZoneBuilder:
             del members[name]
             if not members:
                 del self._members[key]
-        for key, (service, _, inputs) in new_members.items():
-            before = old_members.get(key)
-            if before is not None and before[2] == inputs:
+        for key, inputs in new_members.items():
+            if old_members.get(key) == inputs:
                 continue
             dirty.add(key)
-            assert new is not None
-            self._members.setdefault(key, {})[name] = (new.report, service)
+            self._members.setdefault(key, {})[name] = inputs
 
     def _build_service(self, key: ServiceKey, previous: _Built | None) -> _Built:
-        members = sorted(self._members[key].items())
-        inputs = tuple(self._parts[name].members[key][2] for name, _ in members)
+        by_cluster = self._members[key]
+        inputs = tuple(by_cluster[name] for name in sorted(by_cluster))
         if previous is not None and previous.inputs == inputs:
             return previous
-        health = {name: self._parts[name].health for name, _ in members}
-        own = {(name, key): self._parts[name].members[key][1] for name, _ in members}
-        planned = _plan_service(key, [m for _, m in members], health, own, self.policy)
-        fixed, varied, servfail = _service_names(planned)
+        options, problems = _merge_options(inputs)
+        min_percent = (
+            options.min_healthy_percent
+            if options.min_healthy_percent is not None
+            else self.policy.min_healthy_percent
+        )
+        members = self._reuse_members(key, inputs, min_percent)
+        planned = _plan_service(key, members.values(), options, problems, self.policy)
+        fixed, varied, servfail = _service_names(planned, members)
         return _Built(
             inputs,
             planned,
@@ -460,6 +588,22 @@ class ZoneBuilder:
             frozenset(servfail),
             _ancestors([*fixed, *servfail], self.policy.origin),
         )
+
+    def _reuse_members(
+        self, key: ServiceKey, inputs: Sequence[_Inputs], min_percent: float
+    ) -> dict[str, _Member]:
+        """A service's members by cluster (in `inputs` order): the last plan's where they
+        still fit, new ones where their inputs changed."""
+        last = self._planned.get(key, {})
+        service_name = _service_name(key, self.policy)
+        members: dict[str, _Member] = {}
+        for one in inputs:
+            member = last.get(one.cluster)
+            if member is None or not member.fits(one, min_percent):
+                member = _Member(one, min_percent, service_name)
+            members[one.cluster] = member
+        self._planned[key] = members
+        return members
 
     def _assemble(self, built: Mapping[ServiceKey, _Built], serial: int) -> ZonePlan:
         policy = self.policy
@@ -510,63 +654,47 @@ def _split(addresses: Iterable[str], cap: int | None) -> tuple[tuple[str, ...], 
     return tuple(v4)[:cap], tuple(v6)[:cap]
 
 
+def _pinned_records(service: ClusterService, ttl: int) -> NameRecords | None:
+    """The records of a cluster's own name under a service."""
+    if service.addresses:
+        a, aaaa = _split(service.addresses, None)
+        return NameRecords(ttl=ttl, a=a, aaaa=aaaa)
+    if service.hostnames:
+        return NameRecords(ttl=ttl, cname=service.hostnames[0] + ".")
+    return None
+
+
+def _srv_owner(port: ServicePort, service_name: str) -> str:
+    return f"_{port.name}._{port.protocol.lower()}.{service_name}"
+
+
 class _Records:
     """Builds NameRecords for lineups, reusing equal objects (the DNS cache keys on them)."""
 
-    def __init__(self, plan: ServicePlan) -> None:
+    def __init__(self, plan: ServicePlan, members: Mapping[str, _Member]) -> None:
         self.plan = plan
-        self.by_cluster = {c.cluster: c for c in plan.choices}
+        self.members = members
         self._interned: dict[NameRecords, NameRecords] = {}
 
     def intern(self, records: NameRecords) -> NameRecords:
         return self._interned.setdefault(records, records)
 
-    def pinned_name(self, cluster: str) -> str:
-        return f"{cluster}.{self.plan.name}"
-
     def addresses(self, lineup: Lineup) -> NameRecords:
         ttl, cap = self.plan.ttl, self.plan.max_answers
-        services = [self.by_cluster[c].service for c in lineup]
+        services = [self.members[c].inputs.service for c in lineup]
         if services and not services[0].addresses and services[0].hostnames:
             return self.intern(NameRecords(ttl=ttl, cname=services[0].hostnames[0] + "."))
         a, aaaa = _split((a for s in services for a in s.addresses), cap)
         return self.intern(NameRecords(ttl=ttl, a=a, aaaa=aaaa))
 
     def srv_owners(self) -> list[str]:
-        owners = {
-            f"_{p.name}._{p.protocol.lower()}.{self.plan.name}"
-            for c in self.plan.choices
-            for p in c.service.ports
-            if p.name
-        }
-        return sorted(owners)
+        return sorted({owner for m in self.members.values() for owner in m.srv_owners})
 
     def srv(self, owner: str, lineup: Lineup) -> NameRecords:
-        records: list[SrvRecord] = []
-        for cluster in lineup:
-            choice = self.by_cluster[cluster]
-            service = choice.service
-            target = (
-                self.pinned_name(cluster)
-                if service.addresses
-                else (service.hostnames[0] + "." if service.hostnames else None)
-            )
-            weight = max(1, round(choice.rank * SRV_WEIGHT_SCALE))
-            for port in service.ports:
-                if target and f"_{port.name}._{port.protocol.lower()}.{self.plan.name}" == owner:
-                    records.append(SrvRecord(0, weight, port.port, target))
+        records = [record for cluster in lineup for record in self.members[cluster].srv(owner)]
         return self.intern(
             NameRecords(ttl=self.plan.ttl, srv=tuple(records[: self.plan.max_answers]))
         )
-
-    def pinned(self, choice: ClusterChoice) -> NameRecords | None:
-        service = choice.service
-        if service.addresses:
-            a, aaaa = _split(service.addresses, None)
-            return NameRecords(ttl=self.plan.ttl, a=a, aaaa=aaaa)
-        if service.hostnames:
-            return NameRecords(ttl=self.plan.ttl, cname=service.hostnames[0] + ".")
-        return None
 
 
 def _answer(picks: Picks, build: Callable[[Lineup], NameRecords]) -> NameRecords | VariedRecords:
@@ -578,11 +706,11 @@ def _answer(picks: Picks, build: Callable[[Lineup], NameRecords]) -> NameRecords
 
 
 def _service_names(
-    service: _Service,
+    service: _Service, members: Mapping[str, _Member]
 ) -> tuple[dict[str, NameRecords], dict[str, VariedRecords], set[str]]:
     """(fixed names, varied names, SERVFAIL names) of one service."""
     plan, picks = service.plan, service.picks
-    records = _Records(plan)
+    records = _Records(plan, members)
     fixed: dict[str, NameRecords] = {}
     varied: dict[str, VariedRecords] = {}
     owners = [plan.name, *records.srv_owners()]
@@ -591,9 +719,10 @@ def _service_names(
         # withdraws its cluster-pinned names too.
         return fixed, varied, set()
     for choice in plan.choices:
-        pinned = records.pinned(choice)
+        member = members[choice.cluster]
+        pinned = member.pinned(plan.ttl)
         if pinned is not None:
-            fixed[records.pinned_name(choice.cluster)] = pinned
+            fixed[member.pinned_name] = pinned
     if picks is None:
         return fixed, varied, set(owners)
     for owner in owners:
@@ -610,10 +739,15 @@ def _service_names(
 
 
 def _ancestors(names: Iterable[str], origin: str) -> frozenset[str]:
+    """The names above `names` inside the zone (not the origin itself)."""
+    # Names share parents (every cluster-pinned name of a service has the
+    # service's name as its parent), so each parent is walked up once.
+    relative = (name[: -len(origin)].rstrip(".") for name in names)
+    parents = {r.partition(".")[2] for r in relative}
     found: set[str] = set()
-    for name in names:
-        labels = name[: -len(origin)].rstrip(".").split(".")
-        for i in range(1, len(labels)):
+    for parent in parents - {""}:
+        labels = parent.split(".")
+        for i in range(len(labels)):
             found.add(".".join(labels[i:]) + "." + origin)
     return frozenset(found)
 

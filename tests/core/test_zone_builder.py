@@ -29,6 +29,14 @@ KEYS = [ServiceKey("shop", name) for name in ("web", "api", "cart", "pay")]
 STRATEGIES = ("weighted", "failover", "all", "geo")
 DEGRADED_HEALTH = Health(0.5, HealthState.DEGRADED, ("signal low",))
 DOWN_HEALTH = Health(0.0, HealthState.DOWN, ("API unreachable",))
+ANNOTATIONS = (
+    {"mcobs.io/min-healthy-percent": "50"},
+    {"mcobs.io/min-healthy-percent": "90"},
+    {"mcobs.io/strategy": "failover", "mcobs.io/failover-order": "c03,c01"},
+    {"mcobs.io/strategy": "failover", "mcobs.io/failover-order": "c01,c03"},
+    {"mcobs.io/ttl": "60", "mcobs.io/max-answers": "2"},
+    {"mcobs.io/last-resort": "nxdomain"},
+)
 
 
 def cluster(n: int, rng: random.Random, now: float) -> ClusterReport:
@@ -52,7 +60,7 @@ def mutate(snap: CatalogSnapshot, rng: random.Random, now: float) -> CatalogSnap
     drains, alerts = dict(snap.drains), dict(snap.alerts)
     n = rng.randrange(16)
     name = f"c{n:02d}"
-    what = rng.randrange(8)
+    what = rng.randrange(9)
     if what == 0 or name not in reports:
         reports[name] = cluster(n, rng, now)
     elif what == 1:
@@ -66,6 +74,12 @@ def mutate(snap: CatalogSnapshot, rng: random.Random, now: float) -> CatalogSnap
         services = list(reports[name].services)
         i = rng.randrange(len(services))
         services[i] = replace(services[i], ready_endpoints=rng.choice((0, 2)))
+        reports[name] = replace(reports[name], services=tuple(services))
+    elif what == 7 and reports[name].services:  # options change, for every member
+        services = list(reports[name].services)
+        i = rng.randrange(len(services))
+        annotations = {"mcobs.io/global": "true", **rng.choice(ANNOTATIONS)}
+        services[i] = replace(services[i], annotations=MappingProxyType(annotations))
         reports[name] = replace(reports[name], services=tuple(services))
     elif what == 5:
         scope = Scope(name, rng.choice((None, *KEYS)))
@@ -126,3 +140,52 @@ def test_a_heartbeat_rebuilds_nothing() -> None:
     second = builder.build(beaten, 1020.0)
     assert second.view.names == first.view.names
     assert all(second.services[k] is first.services[k] for k in first.services)
+
+
+def _web(snap: CatalogSnapshot, builder: ZoneBuilder, now: float = 1000.0) -> dict[str, str]:
+    """Each cluster's reason for web, after checking the builder against a fresh build."""
+    incremental = builder.build(snap, now)
+    fresh = build_zone(snap, POLICY, now)
+    assert incremental.view == fresh.view
+    assert incremental.services == fresh.services
+    return {c.cluster: c.reason for c in incremental.services[KEYS[0]].choices}
+
+
+def _fleet(*annotations: dict[str, str], ready: int = 3) -> CatalogSnapshot:
+    reports = {
+        f"c{n:02d}": report(
+            f"c{n:02d}",
+            (service(f"c{n:02d}", (f"10.0.{n}.1",), key=KEYS[0], ready=ready, annotations=a),),
+        )
+        for n, a in enumerate(annotations)
+    }
+    return CatalogSnapshot(MappingProxyType(reports), 1)
+
+
+def test_lifting_a_service_drain_brings_the_service_back() -> None:
+    builder = ZoneBuilder(POLICY)
+    plain = _fleet({}, {})
+    scope = Scope("c00", KEYS[0])
+    drained = replace(plain, drains=MappingProxyType({str(scope): Drain(scope, "test", 990.0)}))
+    assert _web(drained, builder)["c00"].startswith("service is drained")
+    assert _web(plain, builder)["c00"].startswith("healthy")
+
+
+def test_one_cluster_changing_min_healthy_percent_judges_every_member_again() -> None:
+    builder = ZoneBuilder(POLICY)
+    assert _web(_fleet({}, {}, {}, ready=1), builder)["c02"].startswith("healthy")
+    strict = {"mcobs.io/min-healthy-percent": "50"}
+    reasons = _web(_fleet(strict, {}, {}, ready=1), builder)  # c00's options win
+    assert "1 of 3 endpoints ready (33% < min-healthy-percent 50%)" in reasons["c02"]
+    assert _web(_fleet({}, {}, {}, ready=1), builder)["c02"].startswith("healthy")
+
+
+def test_one_cluster_changing_failover_order_notes_every_member_again() -> None:
+    builder = ZoneBuilder(POLICY)
+    failover = {"mcobs.io/strategy": "failover"}
+    reasons = _web(_fleet(failover, failover, failover), builder)
+    assert reasons["c00"].endswith("active (first healthy in failover order)")
+    ordered = {**failover, "mcobs.io/failover-order": "c02,c01,c00"}
+    reasons = _web(_fleet(ordered, failover, failover), builder)
+    assert reasons["c02"].endswith("active (first healthy in failover order)")
+    assert reasons["c00"].endswith("standby #3 in failover order")
