@@ -141,7 +141,9 @@ def _merge_options(members: Sequence[_Inputs]) -> tuple[ServiceOptions, tuple[st
     if members and _annotated_alike(members):
         # The usual case: one parse, and nothing to disagree on.
         options, found = options_of(members[0].service.annotations)
-        problems = [f"{m.cluster}: {p}" for m in _by_priority(members) for p in found]
+        problems = (
+            [f"{m.cluster}: {p}" for m in _by_priority(members) for p in found] if found else []
+        )
         merged, _ = _merged([(members[0].cluster, options)])
         return merged, tuple(problems)
     problems = []
@@ -155,8 +157,10 @@ def _merge_options(members: Sequence[_Inputs]) -> tuple[ServiceOptions, tuple[st
 
 
 def _annotated_alike(members: Sequence[_Inputs]) -> bool:
-    first = members[0].service.annotations
-    return all(m.service.annotations == first and not m.service.problems for m in members)
+    annotations = [m.service.annotations for m in members]
+    return annotations.count(annotations[0]) == len(annotations) and not any(
+        m.service.problems for m in members
+    )
 
 
 def _by_priority(members: Sequence[_Inputs]) -> list[_Inputs]:
@@ -234,6 +238,7 @@ class _Member:
     """
 
     __slots__ = (
+        "_note",
         "_noted",
         "_pinned",
         "_service_name",
@@ -276,7 +281,8 @@ class _Member:
         self.srv_owners = tuple(
             _srv_owner(port, service_name) for port in service.ports if port.name
         )
-        self._noted: tuple[str | None, bool, ClusterChoice] | None = None
+        self._note: tuple[str | None, bool] | None = None
+        self._noted = self.choice
         self._pinned: tuple[int, NameRecords | None] | None = None
         self._srv: dict[str, tuple[SrvRecord, ...]] | None = None
 
@@ -292,10 +298,11 @@ class _Member:
         standby = choice.cluster in picks.standby
         if not note and not standby:
             return choice
-        if self._noted is None or self._noted[:2] != (note, standby):
+        if self._note != (note, standby):
             reason = f"{choice.reason}; {note}" if note else choice.reason
-            self._noted = (note, standby, _with(choice, in_answer=not standby, reason=reason))
-        return self._noted[2]
+            self._note = (note, standby)
+            self._noted = _with(choice, in_answer=not standby, reason=reason)
+        return self._noted
 
     def pinned(self, ttl: int) -> NameRecords | None:
         """The records of this cluster's own name under the service."""
@@ -679,6 +686,25 @@ class _Records:
     def intern(self, records: NameRecords) -> NameRecords:
         return self._interned.setdefault(records, records)
 
+    def answer(
+        self, picks: Picks, build: Callable[[Lineup], NameRecords]
+    ) -> NameRecords | VariedRecords:
+        """The records of every lineup; one NameRecords when they are all the same.
+
+        `build` interns what it returns, so equal records are the same object."""
+        variants = tuple(build(lineup) for lineup in picks.lineups)
+        by_region = {r: tuple(build(lineup) for lineup in ls) for r, ls in picks.by_region.items()}
+        first = variants[0] if variants else None
+        if (
+            first is not None
+            and all(v is first for v in variants)
+            and all(v and all(r is first for r in v) for v in by_region.values())
+        ):
+            return first
+        return VariedRecords(
+            variants=variants, by_region=MappingProxyType(by_region), geo=picks.geo
+        )
+
     def addresses(self, lineup: Lineup) -> NameRecords:
         ttl, cap = self.plan.ttl, self.plan.max_answers
         services = [self.members[c].inputs.service for c in lineup]
@@ -695,14 +721,6 @@ class _Records:
         return self.intern(
             NameRecords(ttl=self.plan.ttl, srv=tuple(records[: self.plan.max_answers]))
         )
-
-
-def _answer(picks: Picks, build: Callable[[Lineup], NameRecords]) -> NameRecords | VariedRecords:
-    variants = tuple(build(lineup) for lineup in picks.lineups)
-    by_region = {r: tuple(build(lineup) for lineup in ls) for r, ls in picks.by_region.items()}
-    if len(set(variants)) == 1 and all(set(v) == set(variants) for v in by_region.values()):
-        return variants[0]
-    return VariedRecords(variants=variants, by_region=MappingProxyType(by_region), geo=picks.geo)
 
 
 def _service_names(
@@ -727,9 +745,9 @@ def _service_names(
         return fixed, varied, set(owners)
     for owner in owners:
         if owner == plan.name:
-            answer = _answer(picks, records.addresses)
+            answer = records.answer(picks, records.addresses)
         else:
-            answer = _answer(picks, functools.partial(records.srv, owner))
+            answer = records.answer(picks, functools.partial(records.srv, owner))
         if isinstance(answer, VariedRecords):
             varied[owner] = answer
             fixed[owner] = answer.variants[0]
@@ -742,13 +760,13 @@ def _ancestors(names: Iterable[str], origin: str) -> frozenset[str]:
     """The names above `names` inside the zone (not the origin itself)."""
     # Names share parents (every cluster-pinned name of a service has the
     # service's name as its parent), so each parent is walked up once.
-    relative = (name[: -len(origin)].rstrip(".") for name in names)
-    parents = {r.partition(".")[2] for r in relative}
+    parents = {name.partition(".")[2] for name in names}
     found: set[str] = set()
-    for parent in parents - {""}:
-        labels = parent.split(".")
-        for i in range(len(labels)):
-            found.add(".".join(labels[i:]) + "." + origin)
+    for parent in parents:
+        if parent.endswith("." + origin):
+            labels = parent[: -len(origin)].rstrip(".").split(".")
+            for i in range(len(labels)):
+                found.add(".".join(labels[i:]) + "." + origin)
     return frozenset(found)
 
 

@@ -73,7 +73,8 @@ def _apportion(weights: Sequence[float], slots: int) -> list[int]:
     total = sum(weights)
     exact = [w / total * slots for w in weights]
     counts = [math.floor(x) for x in exact]
-    by_remainder = sorted(range(len(weights)), key=lambda i: exact[i] - counts[i], reverse=True)
+    remainders = [x - n for x, n in zip(exact, counts, strict=True)]
+    by_remainder = sorted(range(len(weights)), key=remainders.__getitem__, reverse=True)
     for i in by_remainder[: slots - sum(counts)]:
         counts[i] += 1
     return counts
@@ -131,7 +132,11 @@ def weighted_lineups(
 
 def _share_notes(candidates: Sequence[Candidate]) -> dict[str, str]:
     total = sum(c.weight for c in candidates)
-    return {c.cluster: f"answers first for {c.weight / total:.0%} of queries" for c in candidates}
+    by_weight: dict[float, str] = {}  # clusters mostly share a few weights
+    for c in candidates:
+        if c.weight not in by_weight:
+            by_weight[c.weight] = f"answers first for {c.weight / total:.0%} of queries"
+    return {c.cluster: by_weight[c.weight] for c in candidates}
 
 
 class Weighted:
@@ -150,10 +155,10 @@ class All:
 class Failover:
     def pick(self, candidates: Sequence[Candidate], ctx: StrategyContext) -> Picks:
         order = ctx.failover_order or ()
+        listed = {name: i for i, name in reversed(list(enumerate(order)))}  # first place wins
 
         def position(c: Candidate) -> tuple[int, int, str]:
-            listed = order.index(c.cluster) if c.cluster in order else len(order)
-            return (listed, c.priority, c.cluster)
+            return (listed.get(c.cluster, len(order)), c.priority, c.cluster)
 
         ranked = sorted(candidates, key=position)
         if not ranked:
