@@ -218,6 +218,23 @@ async def test_reading_many_prometheus_servers_starts_no_thread_per_server(
             signals.close()
 
 
+def test_prometheus_reads_take_proxy_and_ca_settings_from_the_environment_once(
+    executor: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "prometheus.internal")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/fleet-ca.pem")
+    proxied = PrometheusSignals("http://prometheus.example:9090/", [TARGETS_UP], 1.0, executor)
+    direct = PrometheusSignals("http://prometheus.internal:9090/", [TARGETS_UP], 1.0, executor)
+    try:
+        assert proxied._session.proxies.get("http") == "http://proxy.example:3128"
+        assert "http" not in direct._session.proxies
+        assert proxied._session.verify == "/etc/ssl/fleet-ca.pem"
+    finally:
+        proxied.close()
+        direct.close()
+
+
 async def test_prometheus_that_never_answers_times_out_into_a_reason(executor: Any) -> None:
     # A listening socket that never accepts: the TCP handshake completes, no answer comes.
     with socket.socket() as silent:
