@@ -245,6 +245,20 @@ class CollectSettings(_Frozen):
         description="seconds between reads of a cluster's Prometheus signals while its "
         "health is settled (Prometheus scrapes every 15-60 s)",
     )
+    max_sweeps_per_second: float = Field(
+        100.0,
+        gt=0,
+        le=10000,
+        description="most API probes a replica makes a second; with more clusters than "
+        "interval x this, each cluster's interval stretches (never beyond stale_after / 3)",
+    )
+    max_signal_reads_per_second: float = Field(
+        50.0,
+        gt=0,
+        le=10000,
+        description="most Prometheus reads a replica makes a second; with more clusters "
+        "than signal_interval x this, signal_interval stretches",
+    )
     timeout: Seconds = Field(3.0, description="timeout of one request to a cluster")
     down_after_failures: int = Field(2, ge=1, le=100, description="bad sweeps in a row: down")
     up_after_successes: int = Field(2, ge=1, le=100, description="good sweeps in a row: back")

@@ -37,6 +37,7 @@ from mcobs.collect.cluster import (
 )
 from mcobs.collect.credentials import load_credentials
 from mcobs.collect.kubeapi import KubeApi, new_session
+from mcobs.collect.pace import SweepPace
 from mcobs.collect.prom import PrometheusSignals, SignalQuery
 from mcobs.config import ClusterSettings, ConfigError, Settings
 from mcobs.decide.decider import Decider
@@ -347,6 +348,7 @@ def build_collectors(
     last_known: Callable[[str], ClusterReport | None] | None = None,
     probe_slots: asyncio.Semaphore | None = None,
     loop_lag: LoopLag | None = None,
+    pace: SweepPace | None = None,
 ) -> list[ClusterCollector]:
     """One collector per configured cluster; cleanups for their clients go to `on_close`."""
     policy = health_policy(settings)
@@ -392,9 +394,22 @@ def build_collectors(
                 start_delay=start_offset(cluster.name, len(settings.clusters)),
                 probe_slots=probe_slots,
                 loop_lag=loop_lag,
+                pace=pace,
             )
         )
     return collectors
+
+
+def sweep_pace(settings: Settings) -> SweepPace:
+    """One pace for all of a replica's collectors (see `mcobs.collect.pace`)."""
+    collect = settings.collect
+    return SweepPace(
+        collect.interval,
+        collect.signal_interval,
+        max_sweeps=collect.max_sweeps_per_second,
+        max_signal_reads=collect.max_signal_reads_per_second,
+        longest=collect.stale_after / 3,
+    )
 
 
 def start_offset(cluster: str, clusters: int) -> float:
@@ -589,6 +604,7 @@ class Hub:
             stack.push_async_callback(session.close)
             executor = ThreadPoolExecutor(max_workers=PROMETHEUS_THREADS, thread_name_prefix="prom")
             probe_slots = asyncio.Semaphore(PROBES_IN_FLIGHT)
+            pace = sweep_pace(self.settings)
             stack.callback(executor.shutdown, wait=False, cancel_futures=True)
             if self.shard is None:
                 closers: list[Callable[[], None]] = []
@@ -603,6 +619,7 @@ class Hub:
                     self._last_known,
                     probe_slots,
                     loop_lag,
+                    pace,
                 )
                 for close in closers:
                     stack.callback(close)
@@ -629,6 +646,7 @@ class Hub:
                         self._last_known,
                         probe_slots,
                         loop_lag,
+                        pace,
                     )
                     # Once another replica collects it, this one's series would mislead.
                     forget = functools.partial(self.metrics.collectors.forget, name)

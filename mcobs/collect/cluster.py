@@ -34,6 +34,7 @@ from mcobs.collect.convert import (
 )
 from mcobs.collect.credentials import CredentialsError
 from mcobs.collect.kubeapi import KubeApi, KubeError, describe
+from mcobs.collect.pace import SweepPace
 from mcobs.collect.probe import probe_service
 from mcobs.collect.prom import SignalQuery
 from mcobs.collect.reflector import Reflector
@@ -143,6 +144,7 @@ class ClusterCollector:
         start_delay: float = 0.0,
         probe_slots: asyncio.Semaphore | None = None,
         loop_lag: LoopLag | None = None,
+        pace: SweepPace | None = None,
     ) -> None:
         """`signal_interval`: read the cluster's Prometheus signals at most this often
         while its health is settled (every sweep while it is not). `start_delay`:
@@ -151,12 +153,13 @@ class ClusterCollector:
         `probe_slots`: shared by a hub's collectors, it bounds the `/readyz` probes in
         flight, so a probe's time limit and latency count the cluster's answer, not
         the wait behind a thousand other probes. `loop_lag`: the hub's event loop
-        monitor; a probe during which the loop stalled is inconclusive (`BUSY_STALL`)."""
+        monitor; a probe during which the loop stalled is inconclusive (`BUSY_STALL`).
+        `pace`: shared by a hub's collectors, it stretches both intervals for big fleets."""
         self._probe_slots = probe_slots or contextlib.nullcontext()
         self._loop_lag = loop_lag
         self._inconclusive = 0
         self.identity = identity
-        self._signal_interval = signal_interval
+        self._pace = pace or SweepPace(interval, signal_interval)
         self._start_delay = start_delay
         self._signals_read_at = -math.inf
         self._closed = False
@@ -169,7 +172,6 @@ class ClusterCollector:
         self._signals = signals
         self._store = store
         self._policy = policy
-        self._interval = interval
         self._clock = clock
         self._api: KubeApi | None = None
         self._services: Reflector[SlimService] | None = None
@@ -213,7 +215,7 @@ class ClusterCollector:
         # Prometheus scrapes every 15-60 s: reading it every sweep mostly returns the
         # same values, at a thousand clusters' cost.
         waited = time.monotonic() - self._signals_read_at
-        if waited >= self._signal_interval:
+        if waited >= self._pace.signal_interval:
             return True
         # Between states every sweep's signals count, unless the API is unreachable:
         # then the cluster is down whatever Prometheus says.
@@ -484,11 +486,15 @@ class ClusterCollector:
     async def run(self) -> None:
         """Collect until cancelled or closed."""
         self._task = asyncio.current_task()
-        await asyncio.sleep(self._start_delay)
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._watch_loop())
-            tasks.create_task(self._sweep_loop())
-            tasks.create_task(self._publish_loop())
+        self._pace.join()
+        try:
+            await asyncio.sleep(self._start_delay)
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._watch_loop())
+                tasks.create_task(self._sweep_loop())
+                tasks.create_task(self._publish_loop())
+        finally:
+            self._pace.leave()
 
     async def _watch_loop(self) -> None:
         while True:
@@ -514,9 +520,10 @@ class ClusterCollector:
             stop_if_cancelled(self._closed)
             await self.sweep()
             soon = self._inconclusive or self._unsettled()
-            delay = RETRY_AFTER_FAILURE if soon else self._interval
+            interval = self._pace.sweep_interval
+            delay = RETRY_AFTER_FAILURE if soon else interval
             with contextlib.suppress(TimeoutError):
-                await wait_event(self._sweep_now, min(delay, self._interval))
+                await wait_event(self._sweep_now, min(delay, interval))
             self._sweep_now.clear()
             await asyncio.sleep(MIN_SWEEP_GAP)
 
