@@ -9,12 +9,12 @@ cluster is eligible, the last-resort policy decides: answer every cluster
 
 from __future__ import annotations
 
+import bisect
 import functools
 import random
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from operator import attrgetter
 from types import MappingProxyType
 from typing import NamedTuple, TypeVar
 
@@ -132,15 +132,18 @@ class _Inputs(NamedTuple):
     """The service's own health in this cluster, after overrides."""
 
 
-def _merge_options(members: Sequence[_Inputs]) -> tuple[ServiceOptions, tuple[str, ...]]:
+def _merge_options(
+    members: Sequence[_Inputs], alike: Mapping[str, str] | None
+) -> tuple[ServiceOptions, tuple[str, ...]]:
     """One set of options for a service whose clusters may annotate it differently.
 
     The smallest TTL wins; for every other option the cluster first by
-    (priority, name) wins, and a disagreement is reported.
+    (priority, name) wins, and a disagreement is reported. `alike`: the
+    annotations every member shares without problems, if they do (`_shared_annotations`).
     """
-    if members and _annotated_alike(members):
+    if alike is not None:
         # The usual case: one parse, and nothing to disagree on.
-        options, found = options_of(members[0].service.annotations)
+        options, found = options_of(alike)
         problems = (
             [f"{m.cluster}: {p}" for m in _by_priority(members) for p in found] if found else []
         )
@@ -156,10 +159,18 @@ def _merge_options(members: Sequence[_Inputs]) -> tuple[ServiceOptions, tuple[st
     return merged, (*problems, *disagreements)
 
 
-def _annotated_alike(members: Sequence[_Inputs]) -> bool:
+def _shared_annotations(members: Sequence[_Inputs]) -> Mapping[str, str] | None:
+    """The annotations of every member when they are all alike and without problems."""
     annotations = [m.service.annotations for m in members]
-    return annotations.count(annotations[0]) == len(annotations) and not any(
-        m.service.problems for m in members
+    if not annotations or annotations.count(annotations[0]) != len(annotations):
+        return None
+    return None if any(m.service.problems for m in members) else annotations[0]
+
+
+def _annotated_as(member: _Inputs | None, annotations: Mapping[str, str]) -> bool:
+    """Whether a member (or its absence) keeps a service's members annotated alike."""
+    return member is None or (
+        not member.service.problems and member.service.annotations == annotations
     )
 
 
@@ -241,13 +252,14 @@ class _Member:
         "_note",
         "_noted",
         "_pinned",
+        "_pinned_ttl",
         "_service_name",
         "_srv",
+        "_standby",
         "candidate",
         "choice",
         "inputs",
         "min_percent",
-        "order",
         "pinned_name",
         "seed",
         "srv_owners",
@@ -273,17 +285,17 @@ class _Member:
             rank=rank,
             service=service,
         )
-        self.order = _rank_order(self.choice)
         self.candidate = Candidate(inputs.cluster, inputs.region, rank, inputs.priority)
         self.seed = repr((inputs.cluster, rank))  # as the lineups' seed spells it
         self.pinned_name = f"{inputs.cluster}.{service_name}"
         self._service_name = service_name
-        self.srv_owners = tuple(
-            _srv_owner(port, service_name) for port in service.ports if port.name
-        )
-        self._note: tuple[str | None, bool] | None = None
+        self.srv_owners = _srv_owners(service.ports, service_name)
+        # Caches (separate fields rather than tuples: fewer objects for the collector).
+        self._note: str | None = None
+        self._standby = False
         self._noted = self.choice
-        self._pinned: tuple[int, NameRecords | None] | None = None
+        self._pinned_ttl: int | None = None
+        self._pinned: NameRecords | None = None
         self._srv: dict[str, tuple[SrvRecord, ...]] | None = None
 
     def fits(self, inputs: _Inputs, min_percent: float) -> bool:
@@ -298,17 +310,18 @@ class _Member:
         standby = choice.cluster in picks.standby
         if not note and not standby:
             return choice
-        if self._note != (note, standby):
+        if self._noted is choice or self._note != note or self._standby != standby:
             reason = f"{choice.reason}; {note}" if note else choice.reason
-            self._note = (note, standby)
+            self._note, self._standby = note, standby
             self._noted = _with(choice, in_answer=not standby, reason=reason)
         return self._noted
 
     def pinned(self, ttl: int) -> NameRecords | None:
         """The records of this cluster's own name under the service."""
-        if self._pinned is None or self._pinned[0] != ttl:
-            self._pinned = (ttl, _pinned_records(self.inputs.service, ttl))
-        return self._pinned[1]
+        if self._pinned_ttl != ttl:
+            self._pinned = _pinned_records(self.inputs.service, ttl)
+            self._pinned_ttl = ttl
+        return self._pinned
 
     def srv(self, owner: str) -> tuple[SrvRecord, ...]:
         """This cluster's SRV records under `owner` (`_port._protocol.<service name>`)."""
@@ -338,14 +351,14 @@ HEALTHY_SERVICE = Health(1.0, HealthState.HEALTHY)
 
 def _plan_service(
     key: ServiceKey,
-    members: Iterable[_Member],
+    ranked: Sequence[_Member],
     options: ServiceOptions,
     problems: tuple[str, ...],
     policy: ZonePolicy,
 ) -> _Service:
+    """`ranked`: the service's members by `_rank_order` of their choices."""
     strategy = options.strategy or policy.strategy
-    ranked = sorted(members, key=_by_order)
-    eligible = [m for m in ranked if m.choice.in_answer]
+    eligible = ranked[: bisect.bisect_left(ranked, True, key=_excluded)]
     last_resort_policy = options.last_resort or policy.last_resort
     picks: Picks | None
     if eligible:
@@ -384,7 +397,12 @@ def _plan_service(
     return _Service(plan, picks)
 
 
-_by_order = attrgetter("order")
+def _by_order(member: _Member) -> tuple[bool, float, str]:
+    return _rank_order(member.choice)
+
+
+def _excluded(member: _Member) -> bool:
+    return not member.choice.in_answer
 
 
 def _service_name(key: ServiceKey, policy: ZonePolicy) -> str:
@@ -428,9 +446,16 @@ def cluster_health(
 
 @dataclass(frozen=True, slots=True)
 class _Built:
-    """One service's plan and records, with the inputs they were built from."""
+    """One service's plan and records, with the members they were built from."""
 
-    inputs: tuple[_Inputs, ...]
+    members: Mapping[str, _Member]
+    """By cluster."""
+    ranked: Sequence[_Member]
+    """By `_rank_order` of their choices."""
+    options: ServiceOptions
+    min_percent: float
+    alike: Mapping[str, str] | None
+    """The annotations every member shares without problems, if they do."""
     service: _Service
     fixed: Mapping[str, NameRecords]
     varied: Mapping[str, VariedRecords]
@@ -450,6 +475,29 @@ class _ClusterPart:
     overridden: bool
     """Built with drains or alerts applied (possibly to one service only): not
     reusable once they are gone."""
+
+
+def _service_options(
+    by_cluster: Mapping[str, _Inputs], previous: _Built | None, changed: set[str]
+) -> tuple[ServiceOptions, tuple[str, ...], Mapping[str, str] | None]:
+    """A service's options, their problems, and the annotations its members share (if
+    they do): the last build's while the changed clusters keep the members alike."""
+    if (
+        previous is not None
+        and previous.alike is not None
+        and not previous.service.plan.problems
+        and all(_annotated_as(by_cluster.get(name), previous.alike) for name in changed)
+    ):
+        return previous.options, (), previous.alike
+    inputs = list(by_cluster.values())
+    alike = _shared_annotations(inputs)
+    return (*_merge_options(inputs, alike), alike)
+
+
+def _same_inputs(member: _Member | None, inputs: _Inputs | None) -> bool:
+    if member is None or inputs is None:
+        return member is None and inputs is None
+    return member.inputs == inputs
 
 
 def _same_but_time(a: ClusterReport, b: ClusterReport) -> bool:
@@ -473,10 +521,9 @@ class ZoneBuilder:
         self._built: dict[ServiceKey, _Built] = {}
         self._parts: dict[str, _ClusterPart] = {}
         self._members: dict[ServiceKey, dict[str, _Inputs]] = {}
-        self._planned: dict[ServiceKey, dict[str, _Member]] = {}
-        """Per service, by cluster: each member's part as last planned."""
-        self._unfinished: set[ServiceKey] = set()
-        """Services whose inputs changed and that are not planned again yet."""
+        self._unfinished: dict[ServiceKey, set[str]] = {}
+        """Services whose inputs changed and that are not planned again yet, with the
+        clusters whose inputs changed."""
 
     def build(self, snapshot: CatalogSnapshot, now: float, serial: int = 1) -> ZonePlan:
         steps = self.build_steps(snapshot, now, serial)
@@ -518,11 +565,10 @@ class ZoneBuilder:
         self._parts = parts
         for key in sorted(dirty):
             if key in self._members:
-                self._built[key] = self._build_service(key, self._built.get(key))
+                self._built[key] = self._build_service(key, self._built.get(key), dirty[key])
             else:
                 self._built.pop(key, None)
-                self._planned.pop(key, None)
-            dirty.discard(key)
+            del dirty[key]
             yield
         self._built = {key: self._built[key] for key in sorted(self._built)}
         return self._assemble(self._built, serial)
@@ -556,13 +602,13 @@ class ZoneBuilder:
         name: str,
         old: _ClusterPart | None,
         new: _ClusterPart | None,
-        dirty: set[ServiceKey],
+        dirty: dict[ServiceKey, set[str]],
     ) -> None:
         """Move one cluster's membership from `old` to `new`; note the services it changed."""
         old_members = old.members if old is not None else {}
         new_members = new.members if new is not None else {}
         for key in old_members.keys() - new_members.keys():
-            dirty.add(key)
+            dirty.setdefault(key, set()).add(name)
             members = self._members[key]
             del members[name]
             if not members:
@@ -570,25 +616,40 @@ class ZoneBuilder:
         for key, inputs in new_members.items():
             if old_members.get(key) == inputs:
                 continue
-            dirty.add(key)
+            dirty.setdefault(key, set()).add(name)
             self._members.setdefault(key, {})[name] = inputs
 
-    def _build_service(self, key: ServiceKey, previous: _Built | None) -> _Built:
+    def _build_service(self, key: ServiceKey, previous: _Built | None, changed: set[str]) -> _Built:
+        """Plan a service again; `changed`: the clusters whose inputs changed since
+        `previous` was built."""
         by_cluster = self._members[key]
-        inputs = tuple(by_cluster[name] for name in sorted(by_cluster))
-        if previous is not None and previous.inputs == inputs:
+        if previous is not None and all(
+            _same_inputs(previous.members.get(name), by_cluster.get(name)) for name in changed
+        ):
             return previous
-        options, problems = _merge_options(inputs)
+        options, problems, alike = _service_options(by_cluster, previous, changed)
         min_percent = (
             options.min_healthy_percent
             if options.min_healthy_percent is not None
             else self.policy.min_healthy_percent
         )
-        members = self._reuse_members(key, inputs, min_percent)
-        planned = _plan_service(key, members.values(), options, problems, self.policy)
+        if previous is not None and previous.min_percent == min_percent:
+            members, ranked = self._update_members(key, previous, changed, min_percent)
+        else:
+            service_name = _service_name(key, self.policy)
+            members = {
+                name: _Member(inputs, min_percent, service_name)
+                for name, inputs in by_cluster.items()
+            }
+            ranked = sorted(members.values(), key=_by_order)
+        planned = _plan_service(key, ranked, options, problems, self.policy)
         fixed, varied, servfail = _service_names(planned, members)
         return _Built(
-            inputs,
+            MappingProxyType(members),
+            tuple(ranked),
+            options,
+            min_percent,
+            alike,
             planned,
             MappingProxyType(fixed),
             MappingProxyType(varied),
@@ -596,21 +657,27 @@ class ZoneBuilder:
             _ancestors([*fixed, *servfail], self.policy.origin),
         )
 
-    def _reuse_members(
-        self, key: ServiceKey, inputs: Sequence[_Inputs], min_percent: float
-    ) -> dict[str, _Member]:
-        """A service's members by cluster (in `inputs` order): the last plan's where they
-        still fit, new ones where their inputs changed."""
-        last = self._planned.get(key, {})
+    def _update_members(
+        self, key: ServiceKey, previous: _Built, changed: set[str], min_percent: float
+    ) -> tuple[dict[str, _Member], list[_Member]]:
+        """The last build's members and ranking, with the changed clusters' parts
+        worked out again (a thousand members, a few changed)."""
+        by_cluster = self._members[key]
         service_name = _service_name(key, self.policy)
-        members: dict[str, _Member] = {}
-        for one in inputs:
-            member = last.get(one.cluster)
-            if member is None or not member.fits(one, min_percent):
-                member = _Member(one, min_percent, service_name)
-            members[one.cluster] = member
-        self._planned[key] = members
-        return members
+        members = dict(previous.members)
+        ranked = list(previous.ranked)
+        for name in changed:
+            old = members.pop(name, None)
+            inputs = by_cluster.get(name)
+            if old is not None and inputs is not None and old.fits(inputs, min_percent):
+                members[name] = old
+                continue
+            if old is not None:
+                ranked.remove(old)
+            if inputs is not None:
+                members[name] = new = _Member(inputs, min_percent, service_name)
+                bisect.insort(ranked, new, key=_by_order)
+        return members, ranked
 
     def _assemble(self, built: Mapping[ServiceKey, _Built], serial: int) -> ZonePlan:
         policy = self.policy
@@ -673,6 +740,12 @@ def _pinned_records(service: ClusterService, ttl: int) -> NameRecords | None:
 
 def _srv_owner(port: ServicePort, service_name: str) -> str:
     return f"_{port.name}._{port.protocol.lower()}.{service_name}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _srv_owners(ports: tuple[ServicePort, ...], service_name: str) -> tuple[str, ...]:
+    """The SRV names of a service's named ports (one tuple shared by clusters alike)."""
+    return tuple(_srv_owner(port, service_name) for port in ports if port.name)
 
 
 class _Records:
