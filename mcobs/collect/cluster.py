@@ -519,9 +519,8 @@ class ClusterCollector:
         while True:
             stop_if_cancelled(self._closed)
             await self.sweep()
-            soon = self._inconclusive or self._unsettled()
             interval = self._pace.sweep_interval
-            delay = RETRY_AFTER_FAILURE if soon else interval
+            delay = RETRY_AFTER_FAILURE if self._unsettled() else interval
             with contextlib.suppress(TimeoutError):
                 await wait_event(self._sweep_now, min(delay, interval))
             self._sweep_now.clear()

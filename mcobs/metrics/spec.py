@@ -287,7 +287,7 @@ SPECS: tuple[MetricSpec, ...] = (
         "mcobs_collector_inconclusive_probes_total",
         "counter",
         "API probes that judged nothing because the hub's event loop stalled during them "
-        "(the cluster is probed again a second later).",
+        "(the cluster keeps its health until the next sweep).",
         (),
         "CollectorMetrics.inconclusive()",
     ),
