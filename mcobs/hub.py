@@ -375,7 +375,9 @@ def build_collectors(
     for cluster in settings.clusters:
         signals = None
         if cluster.prometheus_url and (queries or checks.signals):
-            signals = PrometheusSignals(str(cluster.prometheus_url), queries, timeout, executor)
+            signals = PrometheusSignals(
+                str(cluster.prometheus_url), queries, timeout, executor, session
+            )
             on_close.append(signals.close)
         identity = ClusterIdentity(
             cluster.name, cluster.region, cluster.weight, cluster.priority, dict(cluster.labels)

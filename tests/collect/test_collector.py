@@ -101,7 +101,7 @@ async def test_collector_reports_services_health_and_signals(
     api = await kube_api(fleet, tmp_path, session)
     store = MemoryCatalog()
     signals = PrometheusSignals(
-        fleet.cluster("eu-west").prometheus_url, [TARGETS_UP], 2.0, executor
+        fleet.cluster("eu-west").prometheus_url, [TARGETS_UP], 2.0, executor, session
     )
 
     async def connect() -> KubeApi:
@@ -201,13 +201,13 @@ async def test_outage_marks_the_cluster_down_within_seconds_and_recovers(
 
 
 async def test_reading_many_prometheus_servers_starts_no_thread_per_server(
-    fleet: SimFleet, executor: Any
+    fleet: SimFleet, executor: Any, session: aiohttp.ClientSession
 ) -> None:
     """A thousand clusters must not mean a thousand idle-connection watcher threads."""
     urls = set(fleet.prometheus_urls().values())
     assert len(urls) == 2  # one connection pool each
     before = threading.active_count()
-    many = [PrometheusSignals(url, [TARGETS_UP], 2.0, executor) for url in sorted(urls)]
+    many = [PrometheusSignals(url, [TARGETS_UP], 2.0, executor, session) for url in sorted(urls)]
     try:
         for signals in many:
             (signal,) = await signals.read()
@@ -218,14 +218,18 @@ async def test_reading_many_prometheus_servers_starts_no_thread_per_server(
             signals.close()
 
 
-def test_prometheus_reads_take_proxy_and_ca_settings_from_the_environment_once(
-    executor: Any, monkeypatch: pytest.MonkeyPatch
+async def test_prometheus_reads_take_proxy_and_ca_settings_from_the_environment_once(
+    executor: Any, monkeypatch: pytest.MonkeyPatch, session: aiohttp.ClientSession
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "prometheus.internal")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/fleet-ca.pem")
-    proxied = PrometheusSignals("http://prometheus.example:9090/", [TARGETS_UP], 1.0, executor)
-    direct = PrometheusSignals("http://prometheus.internal:9090/", [TARGETS_UP], 1.0, executor)
+    proxied = PrometheusSignals(
+        "http://prometheus.example:9090/", [TARGETS_UP], 1.0, executor, session
+    )
+    direct = PrometheusSignals(
+        "http://prometheus.internal:9090/", [TARGETS_UP], 1.0, executor, session
+    )
     try:
         assert proxied._session.proxies.get("http") == "http://proxy.example:3128"
         assert "http" not in direct._session.proxies
@@ -235,13 +239,30 @@ def test_prometheus_reads_take_proxy_and_ca_settings_from_the_environment_once(
         direct.close()
 
 
-async def test_prometheus_that_never_answers_times_out_into_a_reason(executor: Any) -> None:
+async def test_prometheus_that_refuses_connections_gives_a_reason(
+    executor: Any, session: aiohttp.ClientSession
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        signals = PrometheusSignals(
+            f"http://127.0.0.1:{port}/", [TARGETS_UP], 1.0, executor, session
+        )
+        (signal,) = await signals.read()
+    assert signal.value is None and signal.error == "cannot connect"
+
+
+async def test_prometheus_that_never_answers_times_out_into_a_reason(
+    executor: Any, session: aiohttp.ClientSession
+) -> None:
     # A listening socket that never accepts: the TCP handshake completes, no answer comes.
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         port = silent.getsockname()[1]
-        signals = PrometheusSignals(f"http://127.0.0.1:{port}/", [TARGETS_UP], 0.3, executor)
+        signals = PrometheusSignals(
+            f"http://127.0.0.1:{port}/", [TARGETS_UP], 0.3, executor, session
+        )
         try:
             (signal,) = await asyncio.wait_for(signals.read(), 3.0)
         finally:

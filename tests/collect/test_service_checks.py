@@ -138,7 +138,7 @@ async def test_a_templated_signal_downs_one_service(
         return api
 
     executor = ThreadPoolExecutor(2)
-    signals = PrometheusSignals(fleet.cluster("eu-west").prometheus_url, [], 2.0, executor)
+    signals = PrometheusSignals(fleet.cluster("eu-west").prometheus_url, [], 2.0, executor, session)
     collector = ClusterCollector(
         identity=ClusterIdentity("eu-west", "europe-west"),
         connect=connect,
