@@ -50,6 +50,7 @@ from mcobs.dnsserver.stats import StatsSnapshot
 from mcobs.geo import IPAddress, Locator, build_locator
 from mcobs.grafana.annotate import Annotator, grafana_annotator
 from mcobs.health import HealthPolicy, Hysteresis, SignalBounds
+from mcobs.heap import freeze_long_lived
 from mcobs.looplag import LoopLag
 from mcobs.metrics import install_metrics, metrics_route
 from mcobs.model import EMPTY_SNAPSHOT, CatalogSnapshot, ClusterReport
@@ -603,6 +604,7 @@ class Hub:
                 self.planner.replan()  # a snapshot loaded before on_plan was set
         loop_lag = LoopLag(on_tick=self.metrics.collectors.loop_late)
         self._spawn(loop_lag.run(), "event loop lag")
+        self._spawn(freeze_long_lived(), "heap freeze")
         if self._collect:
             session = new_session()
             stack.push_async_callback(session.close)
