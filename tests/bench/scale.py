@@ -5,7 +5,8 @@ x 50 exported Services, plus a `canary` Service), `mcobs serve` in another
 with a real redis-server, and this script measures
 
 - time to the first complete catalog (every cluster reported with all services),
-- steady-state CPU (% of one core) and RSS of the mcobs process over 30 s,
+- steady-state CPU (% of one core) and RSS of the mcobs process over 30 s, a minute
+  after the first complete catalog (`--settle`),
 - Redis commands per second in steady state, and Redis memory per service entry,
 - time from an endpoint change in one cluster to the changed DNS answer
   (`canary` uses the failover strategy over every cluster in order, so turning
@@ -128,7 +129,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_size(
-    n: int, changes: int, steady: float, workdir: Path, hub_log: str | None = None
+    n: int,
+    changes: int,
+    steady: float,
+    workdir: Path,
+    hub_log: str | None = None,
+    settle: float = 60.0,
 ) -> dict[str, Any]:
     kubeconfig = workdir / f"kubeconfig-{n}"
     sim = subprocess.Popen(
@@ -217,7 +223,7 @@ def run_size(
                     raise TimeoutError("no complete catalog in 600 s")
                 time.sleep(0.5)
             complete = time.perf_counter() - started
-            time.sleep(5)  # let the start-up burst settle
+            time.sleep(settle)  # let the start-up's aftermath (plans, retries) finish
             cpu0, ops0, t0 = (
                 cpu_seconds(hub.pid),
                 client.info("stats")["total_commands_processed"],
@@ -268,13 +274,14 @@ def main() -> int:
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--steady", type=float, default=30.0)
+    parser.add_argument("--settle", type=float, default=60.0, help="seconds after start-up")
     parser.add_argument("--json", default="artifacts/scale.json")
     parser.add_argument("--hub-log", help="append the hub's warnings to this file")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="mcobs-scale-"))
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
-        row = run_size(n, args.changes, args.steady, workdir, args.hub_log)
+        row = run_size(n, args.changes, args.steady, workdir, args.hub_log, args.settle)
         print(json.dumps(row), flush=True)
         rows.append(row)
     print(
