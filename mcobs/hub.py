@@ -71,7 +71,6 @@ log = logging.getLogger(__name__)
 
 MAX_REPLAN_DELAY = 5.0
 SLOW_BUILD_SECONDS = 0.05
-SLOW_BUILD_REST = 3.0
 BUILD_SLICE_SECONDS = 0.02
 """A build gives the event loop a turn this often: planning a thousand clusters' changes
 takes seconds, and DNS, probes and Redis replies must not wait that long."""
@@ -247,10 +246,11 @@ class Planner:
     def _publish(self, snapshot: CatalogSnapshot, plan: ZonePlan, took: float) -> None:
         self.builds += 1
         self.build_seconds += took
-        # Backpressure: after a slow build the next waits three times as long, so
-        # planning takes at most a quarter of the CPU however fast the catalog changes
-        # (a thousand clusters starting), and changes arriving meanwhile share a build.
-        rest = took * SLOW_BUILD_REST if took >= SLOW_BUILD_SECONDS else 0.0
+        # Backpressure: after a slow build the next waits as long again, so planning
+        # takes at most half the CPU however fast the catalog changes (a thousand
+        # clusters starting), and changes arriving meanwhile share one build. (Resting
+        # longer saves start-up CPU but delays the next change's answer as much.)
+        rest = took if took >= SLOW_BUILD_SECONDS else 0.0
         self._cool_until = time.perf_counter() + rest
         if plan.view == self.plan.view:
             # Same records: keep the old view object so the DNS answer cache survives.
