@@ -47,6 +47,17 @@ class Recorder:
         self.inconclusive_probes += 1
 
 
+class Hub:
+    """One collector with a fake clock, loop-lag monitor, API and recorder."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.lag = LoopLag(clock=self.clock)
+        self.api = SlowApi()
+        self.recorder = Recorder()
+        self.collector = collector(self.lag, self.api, self.recorder)
+
+
 def collector(lag: LoopLag, api: Any, recorder: Recorder) -> ClusterCollector:
     async def connect() -> KubeApi:
         return api  # type: ignore[no-any-return]
@@ -85,11 +96,8 @@ def test_the_lag_monitor_sees_past_stalls_and_the_one_going_on() -> None:
 
 
 async def test_a_probe_that_times_out_while_the_hub_stalls_is_inconclusive() -> None:
-    clock = Clock()
-    lag = LoopLag(clock=clock)
-    api = SlowApi()
-    recorder = Recorder()
-    healthy = collector(lag, api, recorder)
+    hub = Hub()
+    clock, lag, api, recorder, healthy = hub.clock, hub.lag, hub.api, hub.recorder, hub.collector
     await healthy.sweep()
     await healthy.sweep()
     assert healthy.compose().health.state is HealthState.HEALTHY
@@ -110,11 +118,8 @@ async def test_a_probe_that_times_out_while_the_hub_stalls_is_inconclusive() -> 
 
 
 async def test_a_time_out_on_a_calm_hub_counts_at_once() -> None:
-    clock = Clock()
-    lag = LoopLag(clock=clock)
-    api = SlowApi()
-    recorder = Recorder()
-    calm = collector(lag, api, recorder)
+    hub = Hub()
+    clock, lag, api, recorder, calm = hub.clock, hub.lag, hub.api, hub.recorder, hub.collector
     await calm.sweep()
     api.times_out = True
     lag.record(clock.now, BUSY_STALL / 10)  # ordinary jitter
@@ -125,10 +130,8 @@ async def test_a_time_out_on_a_calm_hub_counts_at_once() -> None:
 
 
 async def test_a_latency_measured_during_a_stall_is_not_the_clusters() -> None:
-    clock = Clock()
-    lag = LoopLag(clock=clock)
-    api = SlowApi()
-    busy = collector(lag, api, Recorder())
+    hub = Hub()
+    clock, lag, busy = hub.clock, hub.lag, hub.collector
     await busy.sweep()
     measured = busy.compose().probe.latency_s
     assert measured is not None and measured < 1.0

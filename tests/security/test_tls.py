@@ -8,9 +8,12 @@ one for 127.0.0.1 (`mcobs.sim.tlscert`, so no crypto package is needed).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import shutil
 import ssl
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -140,12 +143,44 @@ def test_a_directory_is_not_a_certificate(tmp_path: Path, pem: Pem) -> None:
     ]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+NOBODY = 65534
+
+
+def problems_as_an_ordinary_user(cert_file: Path, key_file: Path) -> list[str]:
+    """`tls_problems` as this user, or, for root (who reads any file), in a child
+    process that has dropped to `nobody`."""
+    if os.geteuid() != 0:
+        return tls_problems(cert_file, key_file)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.close(read)
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            os.write(write, json.dumps(tls_problems(cert_file, key_file)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, encoding="utf-8") as answer:
+        found = answer.read()
+    os.waitpid(child, 0)
+    return list(json.loads(found))
+
+
 def test_an_unreadable_key_is_reported(pem: Pem) -> None:
-    pem.key_file.chmod(0)
-    assert tls_problems(pem.cert_file, pem.key_file) == [
-        f"key_file {pem.key_file}: cannot read: Permission denied"
-    ]
+    shared = Path(tempfile.mkdtemp())  # one an ordinary user can enter
+    try:
+        shared.chmod(0o755)
+        cert_file, key_file = shared / "tls.crt", shared / "tls.key"
+        cert_file.write_bytes(pem.cert_file.read_bytes())
+        key_file.write_bytes(pem.key_file.read_bytes())
+        key_file.chmod(0)
+        assert problems_as_an_ordinary_user(cert_file, key_file) == [
+            f"key_file {key_file}: cannot read: Permission denied"
+        ]
+    finally:
+        shutil.rmtree(shared)
 
 
 def test_files_that_are_not_pem_are_reported(tmp_path: Path) -> None:
