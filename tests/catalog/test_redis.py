@@ -341,3 +341,30 @@ async def test_reading_everything_asks_for_reports_in_bounded_chunks(
         stats = await raw.info("commandstats")
         assert "cmdstat_hgetall" not in stats or stats["cmdstat_hgetall"]["calls"] <= 2
         assert stats["cmdstat_hmget"]["calls"] == 3  # 100 + 100 + 50 reports
+
+
+async def test_a_reader_on_a_busy_event_loop_keeps_up_with_a_burst_of_changes(
+    redis_server: RedisServer,
+) -> None:
+    """A hub starting a thousand collectors turns its event loop slowly; the reader
+    must still take in the announcements as fast as they come, not one per turn."""
+
+    async def hog_the_loop() -> None:
+        while True:
+            time.sleep(0.02)  # noqa: ASYNC251  # every turn of the loop takes this long
+            await asyncio.sleep(0)
+
+    url = redis_server.url
+    async with (
+        catalog(url, "burst") as writer,
+        catalog(url, "burst", resync_after=600) as reader,
+        CatalogWatcher(reader, min_interval=0.0) as watcher,
+    ):
+        await asyncio.wait_for(watcher.wait_loaded(), 2)
+        hog = asyncio.create_task(hog_the_loop())
+        try:
+            await asyncio.gather(*(writer.put(report(f"c{n:03d}")) for n in range(300)))
+            # One announcement a turn would take 300 turns, six seconds.
+            await wait_until(lambda: len(watcher.current.reports) == 300, 2)
+        finally:
+            hog.cancel()
