@@ -64,6 +64,7 @@ from mcobs.query import Fanout, FanoutSettings, query_routes
 from mcobs.shard.manager import ShardManager
 from mcobs.shard.tasks import OwnedTasks
 from mcobs.status import status_routes
+from mcobs.tlsmemory import shrink_tls_read_buffers
 from mcobs.waiting import wait_event
 from mcobs.zone import Nameserver, ZoneView
 
@@ -606,6 +607,7 @@ class Hub:
         self._spawn(loop_lag.run(), "event loop lag")
         self._spawn(freeze_long_lived(), "heap freeze")
         if self._collect:
+            shrink_tls_read_buffers()
             session = new_session()
             stack.push_async_callback(session.close)
             executor = ThreadPoolExecutor(max_workers=PROMETHEUS_THREADS, thread_name_prefix="prom")
