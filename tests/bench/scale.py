@@ -13,6 +13,9 @@ with a real redis-server, and this script measures
   the active cluster's endpoints unready, or ready again, moves the answer),
   over 200 changes: p50, p95, max.
 
+With `--runs N` each size runs N times and the table shows medians (the JSON
+keeps every run and the spread of start-up, CPU and RSS).
+
     .venv/bin/python -m tests.bench.scale --sizes 10,100,1000 --json artifacts/scale.json
 """
 
@@ -121,6 +124,29 @@ async def measure_changes(
             if missed >= MAX_MISSED:
                 break
     return durations, missed
+
+
+def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of medians over runs of the same size (with every run kept), plus the
+    spread of the figures that vary most on a noisy machine."""
+    if len(runs) == 1:
+        return runs[0]
+    row: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, dict):
+            row[key] = {k: statistics.median(r[key][k] for r in runs) for k in value}
+            row[key]["missed"] = sum(r[key]["missed"] for r in runs)
+            row[key]["changes"] = sum(r[key]["changes"] for r in runs)
+        elif isinstance(value, float | int) and key != "clusters":
+            row[key] = round(statistics.median(r[key] for r in runs), 3)
+        else:
+            row[key] = value
+    row["spread"] = {
+        key: [min(r[key] for r in runs), max(r[key] for r in runs)]
+        for key in ("first_complete_catalog_s", "steady_cpu_percent_of_one_core", "rss_mb")
+    }
+    row["runs"] = runs
+    return row
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -275,15 +301,19 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--steady", type=float, default=30.0)
     parser.add_argument("--settle", type=float, default=60.0, help="seconds after start-up")
+    parser.add_argument("--runs", type=int, default=1, help="runs per size (medians reported)")
     parser.add_argument("--json", default="artifacts/scale.json")
     parser.add_argument("--hub-log", help="append the hub's warnings to this file")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="mcobs-scale-"))
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
-        row = run_size(n, args.changes, args.steady, workdir, args.hub_log, args.settle)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+        runs = []
+        for _ in range(args.runs):
+            run = run_size(n, args.changes, args.steady, workdir, args.hub_log, args.settle)
+            print(json.dumps(run), flush=True)
+            runs.append(run)
+        rows.append(median_row(runs))
     print(
         f"\n{'clusters':>8} {'catalog s':>9} {'CPU %':>6} {'RSS MB':>7} {'redis op/s':>10} "
         f"{'op/sweep':>8} {'op/change':>9} {'B/entry':>8} {'p50 s':>7} {'p95 s':>7} {'max s':>7} "
