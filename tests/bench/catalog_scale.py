@@ -1,0 +1,336 @@
+"""How big a catalog one replica can serve (issue 6: sizing for 10,000 clusters).
+
+With sharded collection a replica collects its share of the clusters, but it
+still reads, plans and answers DNS for every cluster in the catalog. The scale
+benchmark (`tests.bench.scale`) measures collection; this one measures serving:
+
+- one `mcobs serve` collects one simulated cluster (51 exported Services) and
+  writes its report to a real redis-server;
+- this script copies that report into N more clusters (each with its own
+  address), written straight into the catalog the way other replicas' collectors
+  would, and heartbeats every one of them every `stale_after / 3`;
+- it reports the time until the replica serves all N (DNS answers a Service
+  exported only by the last cluster written, and the API lists N + 1 clusters),
+  the steady CPU (% of one core) and RSS of the replica a minute later over 30 s,
+  and the time from a change in one cluster (a Service appearing or going away)
+  to the changed DNS answer: p50, p95, max.
+
+    .venv/bin/python -m tests.bench.catalog_scale --sizes 1000,3000,10000 \
+        --json artifacts/catalog_scale.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import dns.asyncquery
+import dns.exception
+import dns.message
+import dns.rcode
+import yaml
+
+from mcobs.catalog.redis import RedisCatalog
+from mcobs.config import CollectSettings
+from mcobs.model import ClusterReport, ClusterService, ServiceKey
+from tests.bench.scale import cpu_seconds, http, percentile, rss_mb
+from tests.redis_server import RedisServer, free_port
+
+ZONE = "global.example.com"
+HEARTBEAT_EVERY = CollectSettings().stale_after / 3
+WRITES_IN_FLIGHT = 64
+CHANGE_LIMIT = 60.0
+LOAD_LIMIT = 900.0
+
+
+def copy_of(
+    template: ClusterReport, index: int, extra: tuple[ClusterService, ...] = ()
+) -> ClusterReport:
+    """The template's report as cluster `edge-<index>`, behind an address of its own."""
+    name = f"edge-{index:05d}"
+    address = f"10.{100 + index // 65536}.{index // 256 % 256}.{index % 256}"
+    services = tuple(
+        replace(s, cluster=name, addresses=(address,)) for s in template.services
+    ) + tuple(replace(s, cluster=name, addresses=(address,)) for s in extra)
+    return replace(template, cluster=name, observed_at=time.time(), services=services)
+
+
+def marker(template: ClusterReport, name: str) -> ClusterService:
+    """A global Service that only one cluster exports, to see when DNS has it."""
+    base = template.services[0]
+    return replace(
+        base,
+        key=ServiceKey("bench", name),
+        ready_endpoints=1,
+        total_endpoints=1,
+        annotations={"mcobs.io/global": "true"},
+        problems=(),
+        health=None,
+    )
+
+
+async def rcode_of(name: str, port: int) -> int | None:
+    query = dns.message.make_query(f"{name}.bench.{ZONE}.", "A")
+    try:
+        response = await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=2)
+    except (dns.exception.Timeout, OSError):
+        return None
+    return response.rcode() if response.answer or response.rcode() != dns.rcode.NOERROR else None
+
+
+async def wait_for_rcode(name: str, port: int, wanted: int, limit: float) -> float | None:
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        if await rcode_of(name, port) == wanted:
+            return time.perf_counter() - start
+        await asyncio.sleep(0.01)
+    return None
+
+
+async def heartbeats(store: RedisCatalog, names: list[str], stop: asyncio.Event) -> None:
+    """Every cluster's heartbeat every `HEARTBEAT_EVERY` s, as their collectors would."""
+    slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
+
+    async def beat(name: str) -> None:
+        async with slots:
+            await store.heartbeat(name, time.time())
+
+    while not stop.is_set():
+        started = time.monotonic()
+        await asyncio.gather(*(beat(n) for n in names))
+        rest = HEARTBEAT_EVERY - (time.monotonic() - started)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, rest))
+
+
+async def measure(
+    n: int,
+    template: ClusterReport,
+    store: RedisCatalog,
+    hub_pid: int,
+    http_port: int,
+    dns_port: int,
+    changes: int,
+    settle: float,
+    steady: float,
+) -> dict[str, Any]:
+    slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
+
+    async def put(report: ClusterReport) -> None:
+        async with slots:
+            await store.put(report)
+
+    started = time.perf_counter()
+    last = n - 1
+    await asyncio.gather(*(put(copy_of(template, i)) for i in range(last)))
+    await put(copy_of(template, last, (marker(template, "loaded"),)))
+    written = time.perf_counter() - started
+    if await wait_for_rcode("loaded", dns_port, dns.rcode.NOERROR, LOAD_LIMIT) is None:
+        raise TimeoutError(f"the replica did not serve {n} clusters in {LOAD_LIMIT} s")
+    for _ in range(int(LOAD_LIMIT)):  # the API's view follows the same snapshot
+        if len(http(f"http://127.0.0.1:{http_port}/api/v1/clusters")["clusters"]) > n:
+            break
+        await asyncio.sleep(1)
+    loaded = time.perf_counter() - started
+
+    stop = asyncio.Event()
+    beating = asyncio.create_task(heartbeats(store, [f"edge-{i:05d}" for i in range(n)], stop))
+    try:
+        await asyncio.sleep(settle)
+        cpu0, t0 = cpu_seconds(hub_pid), time.perf_counter()
+        await asyncio.sleep(steady)
+        cpu = (cpu_seconds(hub_pid) - cpu0) / (time.perf_counter() - t0) * 100
+        rss = rss_mb(hub_pid)
+
+        rng = random.Random(n)
+        durations: list[float] = []
+        missed = 0
+
+        async def change(report: ClusterReport, name: str, rcode: int) -> None:
+            nonlocal missed
+            start = time.perf_counter()
+            await store.put(report)
+            if await wait_for_rcode(name, dns_port, rcode, CHANGE_LIMIT) is None:
+                missed += 1
+            else:
+                durations.append(time.perf_counter() - start)
+
+        for k in range(changes):
+            index, name = rng.randrange(n), f"change{k}"
+            await change(
+                copy_of(template, index, (marker(template, name),)), name, dns.rcode.NOERROR
+            )
+            await change(copy_of(template, index), name, dns.rcode.NXDOMAIN)
+    finally:
+        stop.set()
+        await beating
+    return {
+        "catalog_clusters": n + 1,
+        "services_per_cluster": len(template.services),
+        "written_s": round(written, 2),
+        "served_s": round(loaded, 2),
+        "steady_cpu_percent_of_one_core": round(cpu, 1),
+        "rss_mb": round(rss, 1),
+        "change_to_answer_s": {
+            "changes": len(durations),
+            "missed": missed,
+            "p50": round(statistics.median(durations), 4) if durations else None,
+            "p95": round(percentile(durations, 0.95), 4) if durations else None,
+            "max": round(max(durations), 4) if durations else None,
+        },
+    }
+
+
+def run_size(n: int, changes: int, settle: float, steady: float, workdir: Path) -> dict[str, Any]:
+    kubeconfig = workdir / f"kubeconfig-{n}"
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcobs.sim",
+            "--clusters",
+            "1",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--extra-services",
+            "48",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sim.stdout is not None
+    fleet = json.loads(sim.stdout.readline())
+    try:
+        with RedisServer() as redis_server:
+            dns_port, http_port = free_port(), free_port()
+            config = {
+                "zone": ZONE,
+                "dns": {"host": "127.0.0.1", "port": dns_port},
+                "http": {"host": "127.0.0.1", "port": http_port},
+                "redis": {"url": redis_server.url},
+                "clusters": [
+                    {
+                        "name": c["name"],
+                        "region": c["region"],
+                        "kubeconfig": fleet["kubeconfig"],
+                        "context": c["context"],
+                        "prometheus_url": c["prometheus_url"],
+                    }
+                    for c in fleet["clusters"]
+                ],
+            }
+            config_path = workdir / f"mcobs-{n}.yaml"
+            config_path.write_text(yaml.safe_dump(config))
+            hub = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mcobs",
+                    "--log-level",
+                    "error",
+                    "serve",
+                    "--config",
+                    str(config_path),
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+            try:
+                return asyncio.run(
+                    _with_template(
+                        n,
+                        redis_server.url,
+                        fleet["clusters"][0]["name"],
+                        hub.pid,
+                        http_port,
+                        dns_port,
+                        changes,
+                        settle,
+                        steady,
+                    )
+                )
+            finally:
+                hub.terminate()
+                hub.wait(60)
+    finally:
+        sim.terminate()
+        sim.wait(30)
+
+
+async def _with_template(
+    n: int,
+    url: str,
+    collected: str,
+    hub_pid: int,
+    http_port: int,
+    dns_port: int,
+    changes: int,
+    settle: float,
+    steady: float,
+) -> dict[str, Any]:
+    store = RedisCatalog.from_url(url, timeout=10.0)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            template = (await store.snapshot()).reports.get(collected)
+            if template is not None and template.services_synced and len(template.services) >= 49:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{collected} never reported its services")
+            await asyncio.sleep(0.5)
+        return await measure(
+            n, template, store, hub_pid, http_port, dns_port, changes, settle, steady
+        )
+    finally:
+        await store.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,3000,10000")
+    parser.add_argument("--changes", type=int, default=50, help="each one way and back")
+    parser.add_argument("--settle", type=float, default=60.0)
+    parser.add_argument("--steady", type=float, default=30.0)
+    parser.add_argument("--json", default="artifacts/catalog_scale.json")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="mcobs-catalog-scale-"))
+    rows = []
+    for n in (int(x) for x in args.sizes.split(",")):
+        row = run_size(n, args.changes, args.settle, args.steady, workdir)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    print(
+        f"\n{'clusters':>8} {'written s':>9} {'served s':>8} {'CPU %':>6} {'RSS MB':>7} "
+        f"{'p50 s':>7} {'p95 s':>7} {'max s':>7} {'missed':>6}"
+    )
+    for r in rows:
+        c = r["change_to_answer_s"]
+        print(
+            f"{r['catalog_clusters']:>8} {r['written_s']:>9} {r['served_s']:>8} "
+            f"{r['steady_cpu_percent_of_one_core']:>6} {r['rss_mb']:>7} "
+            f"{c['p50']!s:>7} {c['p95']!s:>7} {c['max']!s:>7} {c['missed']:>6}"
+        )
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "sizes": rows,
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
