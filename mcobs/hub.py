@@ -42,7 +42,7 @@ from mcobs.collect.prom import PrometheusSignals, SignalQuery
 from mcobs.config import ClusterSettings, ConfigError, Settings
 from mcobs.decide.decider import Decider
 from mcobs.decide.events import EventLog
-from mcobs.decide.lease import Lease
+from mcobs.decide.lease import Lease, default_holder
 from mcobs.decide.routes import event_routes
 from mcobs.dnsserver import RateLimit
 from mcobs.dnsserver.server import DnsServer
@@ -52,7 +52,7 @@ from mcobs.grafana.annotate import Annotator, grafana_annotator
 from mcobs.health import HealthPolicy, Hysteresis, SignalBounds
 from mcobs.heap import freeze_long_lived
 from mcobs.looplag import LoopLag
-from mcobs.metrics import install_metrics, metrics_route
+from mcobs.metrics import ReplicaStats, install_metrics, metrics_route
 from mcobs.model import EMPTY_SNAPSHOT, CatalogSnapshot, ClusterReport
 from mcobs.notify.api import webhook_routes
 from mcobs.notify.memory import MemoryOutboxStore
@@ -62,6 +62,7 @@ from mcobs.notify.stats import DeliveryStats
 from mcobs.notify.store import OutboxStore
 from mcobs.query import Fanout, FanoutSettings, query_routes
 from mcobs.shard.manager import ShardManager
+from mcobs.shard.routes import ShardView, shard_routes
 from mcobs.shard.tasks import OwnedTasks
 from mcobs.status import status_routes
 from mcobs.tlsmemory import shrink_tls_read_buffers
@@ -466,6 +467,13 @@ class Hub:
     ) -> None:
         self.settings = settings
         self.shard = shard
+        # How the API names this replica: its shard member id, else its decision lease's.
+        if shard is not None:
+            self.replica_id = shard.replica_id
+        elif lease is not None:
+            self.replica_id = lease.holder
+        else:
+            self.replica_id = default_holder()
         self._owned: OwnedTasks[_Collecting] | None = None
         self._lease = lease
         self._events = events
@@ -479,7 +487,9 @@ class Hub:
         self.planner = Planner(zone_policy(settings), clock)
         self.locator = locator(settings)
         self.state = HubState(self.planner, settings.collect.stale_after, clock, self.locator)
-        self.metrics = install_metrics(self.state, self._dns_stats, self.registry)
+        self.metrics = install_metrics(
+            self.state, self._dns_stats, self.registry, replica=self._replica_stats
+        )
         self.annotator: Annotator | None = None
         self._extra_routes = extra_routes
         self._collect = collect
@@ -552,6 +562,7 @@ class Hub:
         routes = [
             metrics_route(self.registry),
             *openapi_routes(),
+            *shard_routes(self.shard_view),
             *query_routes(fanout),
             *webhook_routes(self.outbox),
             *control_routes(
@@ -672,6 +683,18 @@ class Hub:
         if self._owned is not None:
             return [c.collector for c in self._owned.running.values()]
         return self._all_collectors
+
+    def shard_view(self) -> ShardView:
+        """Which clusters this replica collects now, and the replicas it shares them with."""
+        if self.shard is not None:
+            return ShardView.of(self.shard)
+        names = [c.name for c in self.settings.clusters]
+        return ShardView.unsharded(self.replica_id, names if self._collect else (), len(names))
+
+    def _replica_stats(self) -> ReplicaStats:
+        view = self.shard_view()
+        leader = self.decider is not None and self.decider.is_leader
+        return ReplicaStats(len(view.clusters), len(view.members), leader)
 
     def _tls(self) -> ssl.SSLContext | None:
         tls = self.settings.http.tls

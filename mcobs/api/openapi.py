@@ -5,9 +5,9 @@
 The document is built here in Python (plain dicts, small helpers for the
 shapes that repeat) and serialised once. It describes every route the hub
 mounts: health and `/metrics`, the status page, the catalog API, drains and
-alerts, the decision log and the webhook outbox. The Prometheus-compatible query endpoints
-(`/api/v1/query`, ...) are described loosely: their parameters and the
-Prometheus response envelope, not the shape of `data` (Prometheus documents
+alerts, the decision log, sharding and the webhook outbox. The Prometheus-compatible
+query endpoints (`/api/v1/query`, ...) are described loosely: their parameters and
+the Prometheus response envelope, not the shape of `data` (Prometheus documents
 that). The demo-only simulator control routes (`/api/v1/sim/...`) are left out.
 
 Response schemas are closed (`additionalProperties: false`) where mcobs builds
@@ -376,6 +376,31 @@ def _event() -> Schema:
     return {"oneOf": variants}
 
 
+def _shard() -> Schema:
+    seconds = {"type": "number", "minimum": 0}
+    return obj(
+        {
+            "replica": string(
+                description="this replica's id (its decision lease holder's when not sharded)"
+            ),
+            "sharded": BOOLEAN,
+            "members": {**STRINGS, "description": "the live replicas it last saw, sorted"},
+            "clusters": {**STRINGS, "description": "the clusters it collects now, sorted"},
+            "waiting_for": {
+                **STRINGS,
+                "description": "clusters it should collect that another replica still holds",
+            },
+            "configured_clusters": {"type": "integer", "minimum": 0},
+            "lease_ttl_seconds": nullable(seconds),
+            "renewal_age_seconds": nullable(
+                {**seconds, "description": "since its last successful claim; null before one"}
+            ),
+        },
+        description="This replica's share of collection. Without sharding it collects every "
+        "configured cluster and is its own only member.",
+    )
+
+
 def _consumer() -> Schema:
     return obj(
         {
@@ -477,6 +502,7 @@ def _schemas() -> dict[str, Schema]:
                 "replica": obj({"holder": string(), "is_leader": BOOLEAN}),
             }
         ),
+        "Shard": _shard(),
         "Consumer": _consumer(),
         "Webhooks": obj(
             {
@@ -927,6 +953,20 @@ def _decide_paths() -> dict[str, Any]:
     }
 
 
+def _shard_paths() -> dict[str, Any]:
+    return {
+        "/api/v1/shard": {
+            "get": _op(
+                "Which clusters this replica collects, and the replicas it shares them with",
+                {"200": _ok("Shard")},
+                tag="shard",
+                security=READ,
+                operation_id="shard",
+            )
+        }
+    }
+
+
 def _webhook_paths() -> dict[str, Any]:
     return {
         "/api/v1/webhooks": {
@@ -1090,6 +1130,7 @@ def _encoded() -> bytes:
             {"name": "catalog"},
             {"name": "control", "description": "drains by people, alerts from Alertmanager"},
             {"name": "events", "description": "the decision log and the leader"},
+            {"name": "shard", "description": "sharded collection over replicas"},
             {"name": "webhooks", "description": "the webhook outbox"},
             {"name": "prometheus", "description": "the global PromQL query (loosely)"},
         ],
@@ -1099,6 +1140,7 @@ def _encoded() -> bytes:
             **_catalog_paths(),
             **_control_paths(),
             **_decide_paths(),
+            **_shard_paths(),
             **_webhook_paths(),
             **_prometheus_paths(),
         },

@@ -9,6 +9,7 @@ from mcobs.metrics.dns import DnsLatency, DnsStatsCollector
 from mcobs.metrics.http import metrics_route
 from mcobs.metrics.hub import HubCollector, HubSource
 from mcobs.metrics.recorders import CatalogLag, CollectorMetrics, DecisionRecorder
+from mcobs.metrics.replica import ReplicaCollector, ReplicaStats
 from mcobs.metrics.spec import SPECS, MetricSpec
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "HubSource",
     "MetricSpec",
     "Metrics",
+    "ReplicaCollector",
+    "ReplicaStats",
     "install_metrics",
     "metrics_route",
 ]

@@ -130,6 +130,30 @@ SPECS: tuple[MetricSpec, ...] = (
         (),
         HUB,
     ),
+    # -- replicas --------------------------------------------------------------------
+    MetricSpec(
+        "mcobs_shard_owned_clusters",
+        "gauge",
+        "Clusters this replica collects now (with sharding: those whose lease it holds; "
+        "without: every configured cluster).",
+        (),
+        HUB,
+    ),
+    MetricSpec(
+        "mcobs_shard_members",
+        "gauge",
+        "Live replicas this replica last saw in its shard group, itself included; 1 when "
+        "collection is not sharded.",
+        (),
+        HUB,
+    ),
+    MetricSpec(
+        "mcobs_decider_leader",
+        "gauge",
+        "1 while this replica holds the decision lease, else 0.",
+        (),
+        HUB,
+    ),
     MetricSpec(
         "mcobs_catalog_update_lag_seconds",
         "histogram",

@@ -181,6 +181,7 @@ class ShardManager:
         self._members: tuple[str, ...] = ()
         self._pending: frozenset[str] = frozenset()
         self._valid_until = 0.0
+        self._renewed_at: float | None = None
         self._failures = 0
         self._outage: str | None = None
 
@@ -198,6 +199,11 @@ class ShardManager:
     def waiting_for(self) -> frozenset[str]:
         """Clusters this replica should own but another still holds (a handover under way)."""
         return self._pending
+
+    @property
+    def renewal_age(self) -> float | None:
+        """Seconds since the last successful claim began (by `clock`); None before the first."""
+        return None if self._renewed_at is None else max(0.0, self._clock() - self._renewed_at)
 
     @property
     def ttl_ms(self) -> int:
@@ -258,6 +264,7 @@ class ShardManager:
         held = {c for c, h in zip(wanted, holders, strict=False) if _text(h) == self.replica_id}
         self._pending = frozenset(wanted) - held
         self._valid_until = started + self.ttl * (1 - SAFETY)
+        self._renewed_at = started
         self._announce(frozenset(held))
         return self._owned
 

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mcobs.answer import ZonePlan, ZonePolicy, build_zone
 from mcobs.dnsserver.stats import DnsStats, StatsSnapshot
-from mcobs.metrics import SPECS, Metrics, install_metrics, metrics_route
+from mcobs.metrics import SPECS, Metrics, ReplicaStats, install_metrics, metrics_route
 from mcobs.model import CatalogSnapshot, Health, HealthState, ServiceKey
 from mcobs.notify.event import Event, new_event
 from mcobs.zone import Nameserver
@@ -38,6 +38,9 @@ class FakeHub:
     ready: bool = True
     stale_after: float = 30.0
     clock: list[float] = field(default_factory=lambda: [NOW])
+    replica: ReplicaStats = field(
+        default_factory=lambda: ReplicaStats(owned_clusters=2, members=3, leader=True)
+    )
 
     @property
     def plan(self) -> ZonePlan:
@@ -124,7 +127,7 @@ def hub() -> FakeHub:
 
 @pytest.fixture
 def metrics(hub: FakeHub) -> Metrics:
-    return install_metrics(hub, dns_stats, CollectorRegistry())
+    return install_metrics(hub, dns_stats, CollectorRegistry(), replica=lambda: hub.replica)
 
 
 @pytest.fixture
@@ -205,6 +208,17 @@ async def test_catalog_and_zone(client: TestClient, hub: FakeHub) -> None:  # ty
     assert value(samples, "mcobs_dns_zone_serial") == 42
     hub.ready = False
     assert value(await scrape(client), "mcobs_catalog_loaded") == 0
+
+
+async def test_this_replicas_share_and_leadership(client: TestClient, hub: FakeHub) -> None:  # type: ignore[type-arg]
+    samples = await scrape(client)
+    assert value(samples, "mcobs_shard_owned_clusters") == 2
+    assert value(samples, "mcobs_shard_members") == 3
+    assert value(samples, "mcobs_decider_leader") == 1
+    hub.replica = ReplicaStats(owned_clusters=0, members=1, leader=False)
+    samples = await scrape(client)
+    assert value(samples, "mcobs_shard_owned_clusters") == 0
+    assert value(samples, "mcobs_decider_leader") == 0
 
 
 async def test_dns_counters_with_bounded_labels(client: TestClient) -> None:  # type: ignore[type-arg]

@@ -32,6 +32,7 @@ from mcobs.notify.api import webhook_routes
 from mcobs.notify.memory import MemoryOutboxStore
 from mcobs.notify.outbox import Outbox
 from mcobs.query import READ_ONLY_POST_PATHS, Fanout, query_routes
+from mcobs.shard.routes import ShardView, shard_routes
 from mcobs.status import status_routes
 from tests.security.support import AUTH, Api, running_hub
 
@@ -74,6 +75,7 @@ async def test_every_route_the_hub_mounts_is_documented() -> None:
             *webhook_routes(Outbox(MemoryOutboxStore(), [])),
             *control_routes(MemoryCatalog(), lambda: EMPTY_SNAPSHOT, lambda: 0.0),
             *event_routes(events, MemoryLease(board)),
+            *shard_routes(lambda: ShardView.unsharded("replica", (), 0)),
             *status_routes(_NoHub(), events),
             *openapi_routes(),
         ]
