@@ -77,12 +77,18 @@ async def _serve(settings: Settings, config: Path) -> None:
     store = RedisCatalog.from_url(settings.redis.url, prefix=settings.redis.prefix)
     outbox = RedisOutboxStore.from_url(settings.redis.url, prefix=settings.redis.prefix)
     decide_client = connect(settings.redis.url)
-    lease = RedisLease(decide_client, prefix=settings.redis.prefix, ttl=settings.decide.lease_ttl)
+    # The generated name is unique to this process, so the lease and the shard share it
+    # (/api/v1/leader and /api/v1/shard then agree). A configured shard.replica_id is
+    # not trusted to be unique: two replicas given the same one must not both lead.
+    holder = default_holder()
+    lease = RedisLease(
+        decide_client, prefix=settings.redis.prefix, holder=holder, ttl=settings.decide.lease_ttl
+    )
     shard = None
     if settings.shard.enabled:
         shard = ShardManager(
             decide_client,
-            settings.shard.replica_id or default_holder(),
+            settings.shard.replica_id or holder,
             [c.name for c in settings.clusters],
             ttl=settings.shard.lease_ttl,
             prefix=settings.redis.prefix,
