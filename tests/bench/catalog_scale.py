@@ -12,6 +12,7 @@ benchmark (`tests.bench.scale`) measures collection; this one measures serving:
 - it reports the time until the replica serves all N (DNS answers a Service
   exported only by the last cluster written, and the API lists N + 1 clusters),
   the steady CPU (% of one core) and RSS of the replica a minute later over 30 s,
+  one scrape of its /metrics (seconds, size, series),
   and the time from a change in one cluster (a Service appearing or going away)
   to the changed DNS answer: p50, p95, max.
 
@@ -29,10 +30,9 @@ import os
 import platform
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,15 +41,22 @@ import dns.asyncquery
 import dns.exception
 import dns.message
 import dns.rcode
-import yaml
 
 from mcobs.catalog.redis import RedisCatalog
 from mcobs.config import CollectSettings
 from mcobs.model import ClusterReport, ClusterService, ServiceKey
-from tests.bench.scale import cpu_seconds, http, percentile, rss_mb
+from tests.bench.scale import (
+    ZONE,
+    cpu_seconds,
+    http,
+    percentile,
+    rss_mb,
+    start_hub,
+    start_sim,
+    write_config,
+)
 from tests.redis_server import RedisServer, free_port
 
-ZONE = "global.example.com"
 HEARTBEAT_EVERY = CollectSettings().stale_after / 3
 WRITES_IN_FLIGHT = 64
 CHANGE_LIMIT = 60.0
@@ -80,6 +87,16 @@ def marker(template: ClusterReport, name: str) -> ClusterService:
         problems=(),
         health=None,
     )
+
+
+def scrape(http_port: int) -> tuple[float, int, int]:
+    """One scrape of /metrics, as Prometheus would: seconds, bytes, series."""
+    start = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=300) as response:
+        body = response.read()
+    took = time.perf_counter() - start
+    series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+    return took, len(body), series
 
 
 async def rcode_of(name: str, port: int) -> int | None:
@@ -154,6 +171,7 @@ async def measure(
         await asyncio.sleep(steady)
         cpu = (cpu_seconds(hub_pid) - cpu0) / (time.perf_counter() - t0) * 100
         rss = rss_mb(hub_pid)
+        scrape_s, scrape_bytes, series = await asyncio.to_thread(scrape, http_port)
 
         rng = random.Random(n)
         durations: list[float] = []
@@ -184,6 +202,9 @@ async def measure(
         "served_s": round(loaded, 2),
         "steady_cpu_percent_of_one_core": round(cpu, 1),
         "rss_mb": round(rss, 1),
+        "metrics_scrape_s": round(scrape_s, 2),
+        "metrics_scrape_mb": round(scrape_bytes / 1e6, 1),
+        "metrics_series": series,
         "change_to_answer_s": {
             "changes": len(durations),
             "missed": missed,
@@ -195,58 +216,13 @@ async def measure(
 
 
 def run_size(n: int, changes: int, settle: float, steady: float, workdir: Path) -> dict[str, Any]:
-    kubeconfig = workdir / f"kubeconfig-{n}"
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mcobs.sim",
-            "--clusters",
-            "1",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--extra-services",
-            "48",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sim.stdout is not None
-    fleet = json.loads(sim.stdout.readline())
+    sim, fleet = start_sim(1, workdir / f"kubeconfig-{n}")
     try:
         with RedisServer() as redis_server:
             dns_port, http_port = free_port(), free_port()
-            config = {
-                "zone": ZONE,
-                "dns": {"host": "127.0.0.1", "port": dns_port},
-                "http": {"host": "127.0.0.1", "port": http_port},
-                "redis": {"url": redis_server.url},
-                "clusters": [
-                    {
-                        "name": c["name"],
-                        "region": c["region"],
-                        "kubeconfig": fleet["kubeconfig"],
-                        "context": c["context"],
-                        "prometheus_url": c["prometheus_url"],
-                    }
-                    for c in fleet["clusters"]
-                ],
-            }
             config_path = workdir / f"mcobs-{n}.yaml"
-            config_path.write_text(yaml.safe_dump(config))
-            hub = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mcobs",
-                    "--log-level",
-                    "error",
-                    "serve",
-                    "--config",
-                    str(config_path),
-                ],
-                stdout=subprocess.DEVNULL,
-            )
+            write_config(config_path, fleet, redis_server.url, dns_port, http_port)
+            hub = start_hub(config_path)
             try:
                 return asyncio.run(
                     _with_template(
@@ -313,6 +289,7 @@ def main() -> int:
         rows.append(row)
     print(
         f"\n{'clusters':>8} {'written s':>9} {'served s':>8} {'CPU %':>6} {'RSS MB':>7} "
+        f"{'scrape s':>8} {'series':>8} "
         f"{'p50 s':>7} {'p95 s':>7} {'max s':>7} {'missed':>6}"
     )
     for r in rows:
@@ -320,6 +297,7 @@ def main() -> int:
         print(
             f"{r['catalog_clusters']:>8} {r['written_s']:>9} {r['served_s']:>8} "
             f"{r['steady_cpu_percent_of_one_core']:>6} {r['rss_mb']:>7} "
+            f"{r['metrics_scrape_s']:>8} {r['metrics_series']:>8} "
             f"{c['p50']!s:>7} {c['p95']!s:>7} {c['max']!s:>7} {c['missed']:>6}"
         )
     report = {

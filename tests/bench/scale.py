@@ -33,7 +33,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import dns.asyncquery
 import dns.exception
@@ -44,7 +44,8 @@ import yaml
 from mcobs.config import CollectSettings
 from tests.redis_server import RedisServer, free_port
 
-CANARY = "canary.shop.global.example.com."
+ZONE = "global.example.com"
+CANARY = f"canary.shop.{ZONE}."
 TICK = os.sysconf("SC_CLK_TCK")
 DEFAULTS = CollectSettings()  # the benchmark keeps every collect default
 
@@ -154,22 +155,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_size(
-    n: int,
-    changes: int,
-    steady: float,
-    workdir: Path,
-    hub_log: str | None = None,
-    settle: float = 60.0,
-) -> dict[str, Any]:
-    kubeconfig = workdir / f"kubeconfig-{n}"
+def start_sim(clusters: int, kubeconfig: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """The simulator in a process of its own: `clusters` clusters x 50 exported Services."""
     sim = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "mcobs.sim",
             "--clusters",
-            str(n),
+            str(clusters),
             "--kubeconfig",
             str(kubeconfig),
             "--extra-services",
@@ -179,7 +173,59 @@ def run_size(
         text=True,
     )
     assert sim.stdout is not None
-    fleet = json.loads(sim.stdout.readline())
+    return sim, json.loads(sim.stdout.readline())
+
+
+def write_config(
+    path: Path, fleet: dict[str, Any], redis_url: str, dns_port: int, http_port: int
+) -> None:
+    """`mcobs serve`'s configuration for the fleet, with every `collect` default."""
+    config = {
+        "zone": ZONE,
+        "dns": {"host": "127.0.0.1", "port": dns_port},
+        "http": {"host": "127.0.0.1", "port": http_port},
+        "redis": {"url": redis_url},
+        "clusters": [
+            {
+                "name": c["name"],
+                "region": c["region"],
+                "kubeconfig": fleet["kubeconfig"],
+                "context": c["context"],
+                "prometheus_url": c["prometheus_url"],
+            }
+            for c in fleet["clusters"]
+        ],
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+def start_hub(config: Path, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """`mcobs serve`; its warnings go to `log` (else only errors, to nowhere)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcobs",
+            "--log-level",
+            "warning" if log else "error",
+            "serve",
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log or subprocess.DEVNULL,
+    )
+
+
+def run_size(
+    n: int,
+    changes: int,
+    steady: float,
+    workdir: Path,
+    hub_log: str | None = None,
+    settle: float = 60.0,
+) -> dict[str, Any]:
+    sim, fleet = start_sim(n, workdir / f"kubeconfig-{n}")
     control = fleet["control"]
     names = [c["name"] for c in fleet["clusters"]]
     for name in names:
@@ -199,40 +245,11 @@ def run_size(
         )
     with RedisServer() as redis_server:
         dns_port, http_port = free_port(), free_port()
-        config = {
-            "zone": "global.example.com",
-            "dns": {"host": "127.0.0.1", "port": dns_port},
-            "http": {"host": "127.0.0.1", "port": http_port},
-            "redis": {"url": redis_server.url},
-            "clusters": [
-                {
-                    "name": c["name"],
-                    "region": c["region"],
-                    "kubeconfig": fleet["kubeconfig"],
-                    "context": c["context"],
-                    "prometheus_url": c["prometheus_url"],
-                }
-                for c in fleet["clusters"]
-            ],
-        }
         config_path = workdir / f"mcobs-{n}.yaml"
-        config_path.write_text(yaml.safe_dump(config))
+        write_config(config_path, fleet, redis_server.url, dns_port, http_port)
         started = time.perf_counter()
         log = open(hub_log, "ab") if hub_log else None  # noqa: SIM115
-        hub = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mcobs",
-                "--log-level",
-                "warning" if log else "error",
-                "serve",
-                "--config",
-                str(config_path),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=log or subprocess.DEVNULL,
-        )
+        hub = start_hub(config_path, log)
         client = redis.Redis.from_url(redis_server.url)
         try:
             while True:
