@@ -124,6 +124,25 @@ def test_an_incremental_build_equals_a_fresh_one_after_every_change() -> None:
         assert incremental.services == fresh.services, f"step {step}"
 
 
+def test_an_incremental_build_equals_a_fresh_one_after_many_changes_at_once() -> None:
+    """Many members leaving and joining a service's ranking at once (a fleet's
+    reports turning stale together) give the ranking a fresh build gives."""
+    rng = random.Random(11)
+    now = 1000.0
+    snap = CatalogSnapshot(
+        MappingProxyType({f"c{n:02d}": cluster(n, rng, now) for n in range(16)}), 1
+    )
+    builder = ZoneBuilder(POLICY)
+    for step in range(150):
+        now += rng.choice((0.0, 1.0, 31.0))
+        for _ in range(rng.randrange(40)):
+            snap = mutate(snap, rng, now)
+        incremental = builder.build(snap, now)
+        fresh = build_zone(snap, POLICY, now)
+        assert incremental.view == fresh.view, f"step {step}"
+        assert incremental.services == fresh.services, f"step {step}"
+
+
 def test_a_heartbeat_rebuilds_nothing() -> None:
     rng = random.Random(1)
     snap = CatalogSnapshot(
