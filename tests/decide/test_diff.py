@@ -8,8 +8,25 @@ from types import MappingProxyType
 
 from mcobs.answer import ZonePolicy, build_zone
 from mcobs.decide.diff import Decision, decide
-from mcobs.decide.facts import EMPTY_FACTS, Facts, changed_entries, from_entries, to_entries
-from mcobs.model import CatalogSnapshot, ClusterReport, Drain, Health, HealthState, Scope
+from mcobs.decide.facts import (
+    EMPTY_FACTS,
+    ClusterFact,
+    DrainFact,
+    Facts,
+    ServiceFact,
+    changed_entries,
+    from_entries,
+    to_entries,
+)
+from mcobs.model import (
+    CatalogSnapshot,
+    ClusterReport,
+    Drain,
+    Health,
+    HealthState,
+    Scope,
+    ServiceKey,
+)
 from mcobs.notify.event import MAX_EVENT_BYTES, Event, encode_event
 from mcobs.zone import Nameserver
 from tests.core.factories import report, service, snapshot
@@ -297,3 +314,43 @@ def test_an_event_about_a_huge_fleet_stays_small() -> None:
     assert len(failover.data["reasons"]) == 50  # type: ignore[arg-type]
     assert failover.data["reasons"][-1] == "... and 101 more"  # type: ignore[index]
     assert all(len(encode_event(e)) < MAX_EVENT_BYTES for e in events)
+
+
+def test_changed_entries_write_exactly_the_facts_whose_encoding_changed() -> None:
+    rng = random.Random(5)
+    for _ in range(200):
+        before, after = random_facts(rng), random_facts(rng)
+        old, new = to_entries(before), to_entries(after)
+        expected = {k: v for k, v in new.items() if old.get(k) != v}
+        expected.update({k: None for k in old.keys() - new.keys()})
+        assert changed_entries(before, after) == expected
+
+
+def random_facts(rng: random.Random) -> Facts:
+    """Facts drawn from a few names and values, so two draws often share some."""
+    names = [f"c{n}" for n in range(4)]
+    since = (1.0, 1.0000001, 2.0)  # the first two encode alike (microseconds)
+    return Facts(
+        clusters=MappingProxyType(
+            {
+                n: ClusterFact(rng.choice(("up", "down")), rng.choice(since))
+                for n in names
+                if rng.random() < 0.7
+            }
+        ),
+        services=MappingProxyType(
+            {
+                ServiceKey("shop", s): ServiceFact(
+                    tuple(sorted(rng.sample(names, rng.randrange(3)))),
+                    rng.random() < 0.5,
+                    False,
+                    rng.choice((None, *since)),
+                )
+                for s in ("web", "api")
+                if rng.random() < 0.7
+            }
+        ),
+        drains=MappingProxyType(
+            {n: DrainFact("test", rng.choice(since)) for n in names if rng.random() < 0.3}
+        ),
+    )
