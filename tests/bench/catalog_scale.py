@@ -26,8 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import platform
 import random
 import statistics
 import tempfile
@@ -54,6 +52,7 @@ from tests.bench.scale import (
     start_hub,
     start_sim,
     write_config,
+    write_report,
 )
 from tests.redis_server import RedisServer, free_port
 
@@ -300,13 +299,7 @@ def main() -> int:
             f"{r['metrics_scrape_s']:>8} {r['metrics_series']:>8} "
             f"{c['p50']!s:>7} {c['p95']!s:>7} {c['max']!s:>7} {c['missed']:>6}"
         )
-    report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
-        "sizes": rows,
-    }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
+    write_report(args.json, rows)
     return 0
 
 

@@ -155,6 +155,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def write_report(path: str, rows: list[dict[str, Any]]) -> None:
+    """The rows as JSON, with the machine they were measured on."""
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        "sizes": rows,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(report, indent=2))
+
+
 def start_sim(clusters: int, kubeconfig: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """The simulator in a process of its own: `clusters` clusters x 50 exported Services."""
     sim = subprocess.Popen(
@@ -345,13 +356,7 @@ def main() -> int:
             f"{r['redis_ops_per_change']:>9} {r['redis_bytes_per_service_entry']:>8} "
             f"{c['p50']!s:>7} {c['p95']!s:>7} {c['max']!s:>7} {c['missed']:>6}"
         )
-    report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
-        "sizes": rows,
-    }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
+    write_report(args.json, rows)
     return 0
 
 
