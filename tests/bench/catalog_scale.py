@@ -27,11 +27,10 @@ import asyncio
 import contextlib
 import json
 import random
-import statistics
 import tempfile
 import time
 import urllib.request
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,8 @@ from tests.bench.scale import (
     ZONE,
     cpu_seconds,
     http,
-    percentile,
+    latency_summary,
+    print_table,
     rss_mb,
     start_hub,
     start_sim,
@@ -132,17 +132,27 @@ async def heartbeats(store: RedisCatalog, names: list[str], stop: asyncio.Event)
             await asyncio.wait_for(stop.wait(), max(0.0, rest))
 
 
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """The `mcobs serve` under measurement."""
+
+    pid: int
+    http_port: int
+    dns_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    changes: int
+    settle: float
+    steady: float
+
+
 async def measure(
-    n: int,
-    template: ClusterReport,
-    store: RedisCatalog,
-    hub_pid: int,
-    http_port: int,
-    dns_port: int,
-    changes: int,
-    settle: float,
-    steady: float,
+    n: int, template: ClusterReport, store: RedisCatalog, replica: Replica, pace: Pace
 ) -> dict[str, Any]:
+    hub_pid, http_port, dns_port = replica.pid, replica.http_port, replica.dns_port
+    changes, settle, steady = pace.changes, pace.settle, pace.steady
     slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
 
     async def put(report: ClusterReport) -> None:
@@ -204,17 +214,11 @@ async def measure(
         "metrics_scrape_s": round(scrape_s, 2),
         "metrics_scrape_mb": round(scrape_bytes / 1e6, 1),
         "metrics_series": series,
-        "change_to_answer_s": {
-            "changes": len(durations),
-            "missed": missed,
-            "p50": round(statistics.median(durations), 4) if durations else None,
-            "p95": round(percentile(durations, 0.95), 4) if durations else None,
-            "max": round(max(durations), 4) if durations else None,
-        },
+        "change_to_answer_s": latency_summary(durations, missed),
     }
 
 
-def run_size(n: int, changes: int, settle: float, steady: float, workdir: Path) -> dict[str, Any]:
+def run_size(n: int, pace: Pace, workdir: Path) -> dict[str, Any]:
     sim, fleet = start_sim(1, workdir / f"kubeconfig-{n}")
     try:
         with RedisServer() as redis_server:
@@ -228,12 +232,8 @@ def run_size(n: int, changes: int, settle: float, steady: float, workdir: Path) 
                         n,
                         redis_server.url,
                         fleet["clusters"][0]["name"],
-                        hub.pid,
-                        http_port,
-                        dns_port,
-                        changes,
-                        settle,
-                        steady,
+                        Replica(hub.pid, http_port, dns_port),
+                        pace,
                     )
                 )
             finally:
@@ -245,15 +245,7 @@ def run_size(n: int, changes: int, settle: float, steady: float, workdir: Path) 
 
 
 async def _with_template(
-    n: int,
-    url: str,
-    collected: str,
-    hub_pid: int,
-    http_port: int,
-    dns_port: int,
-    changes: int,
-    settle: float,
-    steady: float,
+    n: int, url: str, collected: str, replica: Replica, pace: Pace
 ) -> dict[str, Any]:
     store = RedisCatalog.from_url(url, timeout=10.0)
     try:
@@ -265,9 +257,7 @@ async def _with_template(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{collected} never reported its services")
             await asyncio.sleep(0.5)
-        return await measure(
-            n, template, store, hub_pid, http_port, dns_port, changes, settle, steady
-        )
+        return await measure(n, template, store, replica, pace)
     finally:
         await store.close()
 
@@ -283,22 +273,21 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="mcobs-catalog-scale-"))
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
-        row = run_size(n, args.changes, args.settle, args.steady, workdir)
+        row = run_size(n, Pace(args.changes, args.settle, args.steady), workdir)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    print(
-        f"\n{'clusters':>8} {'written s':>9} {'served s':>8} {'CPU %':>6} {'RSS MB':>7} "
-        f"{'scrape s':>8} {'series':>8} "
-        f"{'p50 s':>7} {'p95 s':>7} {'max s':>7} {'missed':>6}"
+    print_table(
+        rows,
+        [
+            ("clusters", "catalog_clusters"),
+            ("written s", "written_s"),
+            ("served s", "served_s"),
+            ("CPU %", "steady_cpu_percent_of_one_core"),
+            ("RSS MB", "rss_mb"),
+            ("scrape s", "metrics_scrape_s"),
+            ("series", "metrics_series"),
+        ],
     )
-    for r in rows:
-        c = r["change_to_answer_s"]
-        print(
-            f"{r['catalog_clusters']:>8} {r['written_s']:>9} {r['served_s']:>8} "
-            f"{r['steady_cpu_percent_of_one_core']:>6} {r['rss_mb']:>7} "
-            f"{r['metrics_scrape_s']:>8} {r['metrics_series']:>8} "
-            f"{c['p50']!s:>7} {c['p95']!s:>7} {c['max']!s:>7} {c['missed']:>6}"
-        )
     write_report(args.json, rows)
     return 0
 

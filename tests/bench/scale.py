@@ -155,6 +155,29 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def latency_summary(durations: list[float], missed: int) -> dict[str, Any]:
+    """Changes timed until DNS answered them: how many, how many missed, p50/p95/max."""
+    return {
+        "changes": len(durations),
+        "missed": missed,
+        "p50": round(statistics.median(durations), 4) if durations else None,
+        "p95": round(percentile(durations, 0.95), 4) if durations else None,
+        "max": round(max(durations), 4) if durations else None,
+    }
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> None:
+    """One line per row: `columns` are (header, key); the change latencies follow."""
+    latency = [("p50 s", "p50"), ("p95 s", "p95"), ("max s", "max"), ("missed", "missed")]
+    headers = [h for h, _ in columns + latency]
+    widths = [max(len(h), 7) for h in headers]
+    print("\n" + " ".join(f"{h:>{w}}" for h, w in zip(headers, widths, strict=True)))
+    for row in rows:
+        cells = [row[key] for _, key in columns]
+        cells += [row["change_to_answer_s"][key] for _, key in latency]
+        print(" ".join(f"{c!s:>{w}}" for c, w in zip(cells, widths, strict=True)))
+
+
 def write_report(path: str, rows: list[dict[str, Any]]) -> None:
     """The rows as JSON, with the machine they were measured on."""
     report = {
@@ -313,13 +336,7 @@ def run_size(
         "redis_ops_per_sweep": round(ops / (n / sweep_interval(n)), 3),
         "redis_ops_per_change": round(per_change, 1),
         "redis_bytes_per_service_entry": round(memory / entries),
-        "change_to_answer_s": {
-            "changes": len(durations),
-            "missed": missed,
-            "p50": round(statistics.median(durations), 4) if durations else None,
-            "p95": round(percentile(durations, 0.95), 4) if durations else None,
-            "max": round(max(durations), 4) if durations else None,
-        },
+        "change_to_answer_s": latency_summary(durations, missed),
     }
 
 
@@ -342,20 +359,19 @@ def main() -> int:
             print(json.dumps(run), flush=True)
             runs.append(run)
         rows.append(median_row(runs))
-    print(
-        f"\n{'clusters':>8} {'catalog s':>9} {'CPU %':>6} {'RSS MB':>7} {'redis op/s':>10} "
-        f"{'op/sweep':>8} {'op/change':>9} {'B/entry':>8} {'p50 s':>7} {'p95 s':>7} {'max s':>7} "
-        f"{'missed':>6}"
+    print_table(
+        rows,
+        [
+            ("clusters", "clusters"),
+            ("catalog s", "first_complete_catalog_s"),
+            ("CPU %", "steady_cpu_percent_of_one_core"),
+            ("RSS MB", "rss_mb"),
+            ("redis op/s", "redis_ops_per_s"),
+            ("op/sweep", "redis_ops_per_sweep"),
+            ("op/change", "redis_ops_per_change"),
+            ("B/entry", "redis_bytes_per_service_entry"),
+        ],
     )
-    for r in rows:
-        c = r["change_to_answer_s"]
-        print(
-            f"{r['clusters']:>8} {r['first_complete_catalog_s']:>9} "
-            f"{r['steady_cpu_percent_of_one_core']:>6} "
-            f"{r['rss_mb']:>7} {r['redis_ops_per_s']:>10} {r['redis_ops_per_sweep']:>8} "
-            f"{r['redis_ops_per_change']:>9} {r['redis_bytes_per_service_entry']:>8} "
-            f"{c['p50']!s:>7} {c['p95']!s:>7} {c['max']!s:>7} {c['missed']:>6}"
-        )
     write_report(args.json, rows)
     return 0
 
